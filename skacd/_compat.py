@@ -1,0 +1,10 @@
+"""Every private scikit-learn import, and version shims, live here."""
+
+from sklearn.utils._param_validation import (  # noqa: F401
+    Interval,
+    StrOptions,
+    HasMethods,
+    validate_params,
+)
+from sklearn.base import _fit_context  # noqa: F401
+from sklearn.utils.validation import validate_data, check_is_fitted  # noqa: F401

@@ -1,0 +1,40 @@
+"""Warnings and errors raised by skacd."""
+
+from sklearn.exceptions import NotFittedError
+
+__all__ = ["DeviceWarning", "ImageLoadError", "ImageLoadWarning", "NotFittedError"]
+
+
+class DeviceWarning(UserWarning):
+    """A requested torch device is unavailable and skacd fell back to another one.
+
+    Raised, for instance, when an estimator fitted on a GPU is unpickled or
+    loaded on a machine without CUDA: it is moved to the CPU instead.
+    """
+
+
+class ImageLoadError(ValueError):
+    """An image could not be read or decoded.
+
+    The message always names the offending file (or the position of the
+    in-memory image) and the reason.
+
+    Parameters
+    ----------
+    source : str
+        The file path, or a description such as ``"item 3 (PIL.Image)"``.
+    reason : str
+        What went wrong.
+    """
+
+    def __init__(self, source, reason):
+        self.source = str(source)
+        self.reason = str(reason)
+        super().__init__(f"Cannot load image {self.source!r}: {self.reason}")
+
+    def __reduce__(self):
+        return (type(self), (self.source, self.reason))
+
+
+class ImageLoadWarning(UserWarning):
+    """Images were skipped because they could not be loaded (``on_error="skip"``)."""
