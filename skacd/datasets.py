@@ -1,0 +1,447 @@
+"""Image folders on disk, and synthetic generator data for tests and examples."""
+
+from ._synthetic import make_generator_manifolds  # noqa: F401
+
+import os
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils import Bunch
+
+from ._compat import StrOptions, validate_params
+
+__all__ = ["load_image_folder", "make_generator_manifolds"]
+
+#: File extensions read as images (compared case-insensitively).
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+)
+
+# Operating-system clutter skipped everywhere, besides names starting with ".".
+_IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
+
+# layout -> (real folder, fake folder)
+_CLASS_DIRS = {
+    "forensynths": ("0_real", "1_fake"),
+    "genimage": ("nature", "ai"),
+    "real_fake": ("real", "fake"),
+}
+_GENIMAGE_SPLITS = ("train", "val")
+_MAX_LISTED = 10
+
+
+def _is_ignored(name):
+    return name.startswith(".") or name.lower() in _IGNORED_NAMES
+
+
+def _subdirs(path):
+    """Sorted names of the visible sub-folders of ``path``."""
+    return sorted(
+        entry.name
+        for entry in os.scandir(path)
+        if entry.is_dir() and not _is_ignored(entry.name)
+    )
+
+
+def _has_class_dirs(path, layout):
+    """Whether ``path`` directly holds a class folder of ``layout``."""
+    names = set(_subdirs(path))
+    if layout == "genimage":
+        return any(
+            split in names and _has_class_dirs(os.path.join(path, split), "real_fake_")
+            for split in _GENIMAGE_SPLITS
+        )
+    if layout == "real_fake_":  # genimage's inner level
+        real, fake = _CLASS_DIRS["genimage"]
+    else:
+        real, fake = _CLASS_DIRS[layout]
+    return real in names or fake in names
+
+
+def _list_images(class_dir, other_files):
+    """Sorted relative paths of the images found recursively in ``class_dir``.
+
+    Non-image files are appended to ``other_files``. Symbolic links to folders are
+    followed, each real folder once.
+    """
+    images = []
+    seen = set()
+    for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not _is_ignored(d))
+        for name in sorted(filenames):
+            if _is_ignored(name):
+                continue
+            path = os.path.join(dirpath, name)
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                images.append(path)
+            else:
+                other_files.append(path)
+    images.sort(key=lambda p: Path(os.path.relpath(p, class_dir)).as_posix())
+    return images
+
+
+def _class_folders(group_dir, layout, split, other_files):
+    """``[(class_dir, target, split_name), ...]`` for one group folder.
+
+    Sub-folders that belong to no class are reported in ``other_files``.
+    """
+    names = _subdirs(group_dir)
+    if layout == "genimage":
+        real, fake = _CLASS_DIRS["genimage"]
+        splits = _GENIMAGE_SPLITS if split is None else (split,)
+        folders = []
+        for name in names:
+            if name not in _GENIMAGE_SPLITS:
+                other_files.append(os.path.join(group_dir, name))
+        for split_name in splits:
+            split_dir = os.path.join(group_dir, split_name)
+            if not os.path.isdir(split_dir):
+                continue
+            inner = _subdirs(split_dir)
+            for name in inner:
+                if name not in (real, fake):
+                    other_files.append(os.path.join(split_dir, name))
+            for target, cls in enumerate((real, fake)):
+                if cls in inner:
+                    folders.append((os.path.join(split_dir, cls), target, split_name))
+        return folders
+
+    real, fake = _CLASS_DIRS[layout]
+    if real in names or fake in names:
+        for name in names:
+            if name not in (real, fake):
+                other_files.append(os.path.join(group_dir, name))
+        return [
+            (os.path.join(group_dir, cls), target, None)
+            for target, cls in enumerate((real, fake))
+            if cls in names
+        ]
+    # forensynths only: <group>/<class>/{0_real,1_fake}, classes pooled.
+    folders = []
+    for name in names:
+        sub = os.path.join(group_dir, name)
+        if _has_class_dirs(sub, layout):
+            folders.extend(_class_folders(sub, layout, split, other_files))
+        else:
+            other_files.append(sub)
+    return folders
+
+
+def _detect_layout(root):
+    """Layout name of ``root`` and whether ``root`` itself is the (only) group."""
+    for layout in ("forensynths", "real_fake", "genimage"):
+        if _has_class_dirs(root, layout):
+            return layout, True
+    children = [os.path.join(root, name) for name in _subdirs(root)]
+    for layout in ("forensynths", "real_fake", "genimage"):
+        if any(_has_class_dirs(child, layout) for child in children):
+            return layout, False
+    # ForenSynths with object-class folders: <root>/<group>/<class>/0_real
+    for child in children:
+        if any(
+            _has_class_dirs(os.path.join(child, name), "forensynths")
+            for name in _subdirs(child)
+        ):
+            return "forensynths", False
+    raise ValueError(
+        f"Cannot detect the image folder layout of {root!r}. Expected one of: "
+        "'forensynths' (<root>/<group>/{0_real,1_fake}/..., "
+        "<root>/<group>/<class>/{0_real,1_fake}/... or <root>/{0_real,1_fake}/...), "
+        "'genimage' (<root>/<generator>/{train,val}/{nature,ai}/...) or "
+        "'real_fake' (<root>/{real,fake}/... or <root>/<group>/{real,fake}/...)."
+    )
+
+
+def _root_is_group(root, layout):
+    """For an explicit ``layout``: is ``root`` itself the group, or its children?"""
+    if _has_class_dirs(root, layout):
+        return True
+    for name in _subdirs(root):
+        child = os.path.join(root, name)
+        if _has_class_dirs(child, layout):
+            return False
+        if layout == "forensynths" and any(
+            _has_class_dirs(os.path.join(child, sub), layout)
+            for sub in _subdirs(child)
+        ):
+            return False
+    real, fake = _CLASS_DIRS[layout]
+    where = (
+        f"{{train,val}}/{{{real},{fake}}}" if layout == "genimage" else
+        f"{{{real},{fake}}}"
+    )
+    raise ValueError(
+        f"{root!r} does not follow the {layout!r} layout: no {where} folders were "
+        "found in it or in its sub-folders."
+    )
+
+
+def _format_paths(paths):
+    listed = "\n  ".join(paths[:_MAX_LISTED])
+    more = len(paths) - _MAX_LISTED
+    if more > 0:
+        listed += f"\n  ... and {more} more"
+    return listed
+
+
+@validate_params(
+    {
+        "root": [str, os.PathLike, list, tuple],
+        "layout": [StrOptions({"auto", "forensynths", "genimage", "real_fake"})],
+        "split": [StrOptions(set(_GENIMAGE_SPLITS)), None],
+        "on_other_files": [StrOptions({"raise", "ignore"})],
+    },
+    prefer_skip_nested_validation=True,
+)
+def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise"):
+    """Load the file paths, labels and groups of a folder of real and fake images.
+
+    Only the folder tree is read: no image is opened. Feed ``paths`` to a
+    featurizer, ``target`` to a classifier and ``groups`` to
+    :class:`~skacd.model_selection.CrossGeneratorSplit` or
+    :func:`~skacd.metrics.detection_report`.
+
+    Parameters
+    ----------
+    root : str, path-like or list of them
+        The folder to read. With a list, the folders are read in turn and
+        concatenated; group names then stay unambiguous (see Notes).
+
+    layout : {"auto", "forensynths", "genimage", "real_fake"}, default="auto"
+        How the folder is organised. ``"auto"`` detects it for each root; the
+        others force it. A group is the name of the folder that holds the
+        class folders:
+
+        - ``"forensynths"`` (ForenSynths, CNNDetection, UnivFD):
+          ``<root>/<group>/{0_real,1_fake}/...``. With object-class folders in
+          between, ``<root>/<group>/<class>/{0_real,1_fake}/...``, the classes
+          are pooled into ``<group>``. When ``root`` itself holds ``0_real``
+          and ``1_fake``, the group is the name of ``root``.
+        - ``"genimage"`` (GenImage):
+          ``<root>/<generator>/{train,val}/{nature,ai}/...``; the group is the
+          generator folder's name, or the name of ``root`` when ``root``
+          itself holds ``train`` or ``val``.
+        - ``"real_fake"``: ``<root>/{real,fake}/...`` (the group is the name
+          of ``root``) or ``<root>/<group>/{real,fake}/...``.
+
+        Detection tries ``root`` itself first (``0_real``/``1_fake``, then
+        ``real``/``fake``, then GenImage's ``train``/``val``), then its
+        sub-folders in the same order, then, for ForenSynths only, the
+        sub-folders' sub-folders.
+
+    split : {"train", "val"} or None, default=None
+        GenImage only: read this split. None reads both; the Bunch then holds a
+        ``split`` array telling them apart (they share the generator's group).
+        Passing a split with another layout raises a ``ValueError``.
+
+    on_other_files : {"raise", "ignore"}, default="raise"
+        What to do with files that are not images inside the class folders,
+        and with sub-folders of a group that are not class folders (such as
+        a stray ``2_other``). ``"raise"`` raises a ``ValueError`` listing
+        them; ``"ignore"`` skips them. Hidden files and folders (names
+        starting with ``"."``, such as ``.DS_Store``) and ``Thumbs.db`` and
+        ``desktop.ini`` are always skipped. Plain files beside the group
+        folders (a ``README.md`` in ``root``) are never read.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        Dictionary-like object with the following attributes.
+
+        paths : list of str
+            The image files. Ordered by root (in the order given), group
+            name, class (real before fake), GenImage split, then the path
+            relative to the class folder; the order does not depend on the
+            file system.
+        target : ndarray of shape (n_images,), dtype=int
+            0 for a real image, 1 for a generated one.
+        groups : ndarray of shape (n_images,), dtype=str
+            The group (generator or subset) of each image.
+        target_names : list of str
+            ``["real", "fake"]``, indexed by ``target``.
+        layout : str or list of str
+            The layout used. With several roots of different layouts, a list
+            with one name per root.
+        split : ndarray of shape (n_images,), dtype=str
+            Only for the GenImage layout: ``"train"`` or ``"val"``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a root does not exist or is not a folder.
+    ValueError
+        If the layout cannot be detected or is not followed, a class folder
+        holds no image, non-image files are found with
+        ``on_other_files="raise"``, or two roots share image files.
+
+    See Also
+    --------
+    make_generator_manifolds : Synthetic features of real and generated images.
+    skacd.model_selection.CrossGeneratorSplit : Train on some groups, test on the
+        others.
+    skacd.metrics.detection_report : Per-group AP and accuracies.
+
+    Notes
+    -----
+    Images are files ending in ``.jpg``, ``.jpeg``, ``.png``, ``.bmp``,
+    ``.webp``, ``.gif``, ``.tif`` or ``.tiff``, in any letter case, found
+    recursively inside the class folders. Symbolic links are followed.
+
+    Group names. With one root, a group is named after its folder, such as
+    ``"cyclegan"``. With several roots, a group is named by its folder's path
+    relative to the deepest folder that contains every root, in POSIX form:
+    ``[".../sd-coco", ".../forensynths"]`` gives ``"sd-coco/train"``,
+    ``"sd-coco/val"``, ``"forensynths/cyclegan"`` and so on, while
+    ``[".../sd-coco/train", ".../sd-coco/val"]`` gives ``"train"`` and
+    ``"val"``. Distinct folders thus never share a group name.
+
+    For the ProGAN training set (``progan_train/<class>/{0_real,1_fake}``),
+    passing ``progan_train`` gives one group per object class; passing its
+    parent folder pools the classes into one group ``"progan_train"``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> from skacd.datasets import load_image_folder
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> for group in ["gaugan", "stargan"]:
+    ...     for cls in ["0_real", "1_fake"]:
+    ...         folder = Path(tmp.name, group, cls)
+    ...         folder.mkdir(parents=True)
+    ...         for i in range(2):
+    ...             Image.new("RGB", (8, 8)).save(folder / f"{i}.png")
+    >>> data = load_image_folder(tmp.name)
+    >>> data.layout
+    'forensynths'
+    >>> data.target
+    array([0, 0, 1, 1, 0, 0, 1, 1])
+    >>> data.groups
+    array(['gaugan', 'gaugan', 'gaugan', 'gaugan', 'stargan', 'stargan',
+           'stargan', 'stargan'], dtype='<U7')
+    >>> Path(data.paths[2]).relative_to(tmp.name).as_posix()
+    'gaugan/1_fake/0.png'
+    >>> tmp.cleanup()
+    """
+    roots = list(root) if isinstance(root, (list, tuple)) else [root]
+    if not roots:
+        raise ValueError("'root' is an empty list: pass at least one folder.")
+    if split is not None and layout not in ("auto", "genimage"):
+        raise ValueError(
+            f"split={split!r} applies to the 'genimage' layout only, not to "
+            f"layout={layout!r}."
+        )
+    roots = [os.fspath(r) for r in roots]
+    for r in roots:
+        if not isinstance(r, str):
+            raise TypeError(f"Each root must be a str or path-like, got {r!r}.")
+        if not os.path.exists(r):
+            raise FileNotFoundError(f"Image folder {r!r} does not exist.")
+        if not os.path.isdir(r):
+            raise FileNotFoundError(f"Image folder {r!r} is not a folder.")
+
+    abs_roots = [os.path.abspath(r) for r in roots]
+    if len(roots) > 1:
+        base = os.path.commonpath([os.path.dirname(r) for r in abs_roots])
+    paths, targets, groups, splits, layouts = [], [], [], [], []
+    other_files, empty, no_class = [], [], []
+    for r, abs_r in zip(roots, abs_roots):
+        if layout == "auto":
+            root_layout, root_is_group = _detect_layout(r)
+        else:
+            root_layout, root_is_group = layout, _root_is_group(r, layout)
+        if split is not None and root_layout != "genimage":
+            raise ValueError(
+                f"split={split!r} applies to the 'genimage' layout only, but "
+                f"{r!r} has the {root_layout!r} layout."
+            )
+        layouts.append(root_layout)
+        if root_is_group:
+            group_dirs = [r]
+        else:
+            group_dirs = []
+            for name in _subdirs(r):
+                child = os.path.join(r, name)
+                if _has_class_dirs(child, root_layout) or (
+                    root_layout == "forensynths"
+                    and any(
+                        _has_class_dirs(os.path.join(child, sub), root_layout)
+                        for sub in _subdirs(child)
+                    )
+                ):
+                    group_dirs.append(child)
+                else:
+                    other_files.append(child)
+        entries = []
+        for group_dir in group_dirs:
+            if len(roots) > 1:
+                rel = os.path.relpath(os.path.abspath(group_dir), base)
+                name = Path(rel).as_posix()
+            else:
+                name = os.path.basename(os.path.abspath(group_dir))
+            class_folders = _class_folders(group_dir, root_layout, split, other_files)
+            if not class_folders:
+                no_class.append(group_dir)
+            for class_dir, target, split_name in class_folders:
+                images = _list_images(class_dir, other_files)
+                if not images:
+                    empty.append(class_dir)
+                order = split_name or ""
+                entries.extend(
+                    ((name, target, order), p, target, name, split_name)
+                    for p in images
+                )
+        # Stable sort: within a key the files keep their sorted relative order.
+        entries.sort(key=lambda e: e[0])
+        for _, p, target, name, split_name in entries:
+            paths.append(p)
+            targets.append(target)
+            groups.append(name)
+            splits.append(split_name)
+
+    if no_class:
+        raise ValueError(
+            f"These group folders hold no {split!r} split:\n  "
+            + _format_paths(no_class)
+        )
+    if empty:
+        raise ValueError(
+            "These class folders hold no image (extensions "
+            f"{', '.join(sorted(IMAGE_EXTENSIONS))}):\n  " + _format_paths(empty)
+        )
+    if other_files and on_other_files == "raise":
+        raise ValueError(
+            f"Found {len(other_files)} non-image file(s) or unexpected folder(s); "
+            "remove them or pass on_other_files='ignore':\n  "
+            + _format_paths(other_files)
+        )
+    if not paths:
+        raise ValueError(f"No images were found under {roots!r}.")
+    real_paths = [os.path.realpath(p) for p in paths]
+    if len(set(real_paths)) != len(real_paths):
+        seen, dup = set(), []
+        for p, rp in zip(paths, real_paths):
+            if rp in seen:
+                dup.append(p)
+            seen.add(rp)
+        raise ValueError(
+            "The same image files were found more than once; do the roots "
+            "overlap?\n  " + _format_paths(dup)
+        )
+
+    data = Bunch(
+        paths=paths,
+        target=np.asarray(targets, dtype=int),
+        groups=np.asarray(groups, dtype=str),
+        target_names=["real", "fake"],
+        layout=layouts[0] if len(set(layouts)) == 1 else layouts,
+    )
+    if "genimage" in layouts:
+        data.split = np.asarray([s or "" for s in splits], dtype=str)
+    return data
