@@ -5,4 +5,13 @@ encoder, an autoencoder fitted on one class only (the *attribution space*),
 and a light classifier on the attribution residuals.
 """
 
+from .attribution import AttributionSpace
+from .classifier import AttributionClassifier
+
 __version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AttributionSpace",
+    "AttributionClassifier",
+    "__version__",
+]

@@ -8,3 +8,4 @@ from sklearn.utils._param_validation import (  # noqa: F401
 )
 from sklearn.base import _fit_context  # noqa: F401
 from sklearn.utils.validation import validate_data, check_is_fitted  # noqa: F401
+from sklearn.utils.validation import _check_feature_names_in  # noqa: F401,E402

@@ -1,0 +1,73 @@
+"""Plain torch modules used by the estimators. No scikit-learn here."""
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "leaky_relu": nn.LeakyReLU,
+    "identity": nn.Identity,
+}
+
+
+def mlp(sizes, activation, dropout=0.0, last_activation=False):
+    """A stack of ``Linear`` layers through ``sizes`` with activations between."""
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        is_last = i == len(sizes) - 2
+        if not is_last or last_activation:
+            layers.append(ACTIVATIONS[activation]())
+            if dropout and not is_last:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class Standardize(nn.Module):
+    """Fixed per-feature ``(x - mean) / scale``, stored as buffers."""
+
+    def __init__(self, n_features):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+
+    def forward(self, x):
+        return (x - self.mean) / self.scale
+
+
+class AutoEncoder(nn.Module):
+    """The attribution space's encoder-decoder ``D(E(x))``.
+
+    Inputs are standardised with fixed statistics of the training rows before
+    the encoder, and the decoder's output is mapped back to input units, so the
+    residual ``x - D(E(x))`` is in the units of ``x`` (the paper's attribution).
+    """
+
+    def __init__(self, n_features, hidden_layer_sizes, latent_dim, activation):
+        super().__init__()
+        hidden = list(hidden_layer_sizes)
+        self.standardize = Standardize(n_features)
+        self.encoder = mlp([n_features, *hidden, latent_dim], activation)
+        self.decoder = mlp([latent_dim, *reversed(hidden), n_features], activation)
+
+    def reconstruct(self, x):
+        z = self.encoder(self.standardize(x))
+        return self.decoder(z) * self.standardize.scale + self.standardize.mean
+
+    def forward(self, x):
+        """Return the attribution ``|x - D(E(x))|``."""
+        return (x - self.reconstruct(x)).abs()
+
+
+class BinaryHead(nn.Module):
+    """The classifier head: standardisation, then an MLP to one logit."""
+
+    def __init__(self, n_features, hidden_layer_sizes, activation, dropout):
+        super().__init__()
+        self.standardize = Standardize(n_features)
+        self.mlp = mlp([n_features, *hidden_layer_sizes, 1], activation, dropout)
+
+    def forward(self, x):
+        return self.mlp(self.standardize(x)).squeeze(-1)
