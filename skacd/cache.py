@@ -217,11 +217,11 @@ class FeatureCache:
         Examples
         --------
         >>> from skacd.cache import FeatureCache
-        >>> a = FeatureCache.make_key({"encoder": "ViT-B-32", "weights": "openai"}, b"x")
-        >>> b = FeatureCache.make_key({"weights": "openai", "encoder": "ViT-B-32"}, b"x")
+        >>> a = FeatureCache.make_key({"encoder": "RN50", "weights": "openai"}, b"x")
+        >>> b = FeatureCache.make_key({"weights": "openai", "encoder": "RN50"}, b"x")
         >>> a == b, len(a)
         (True, 64)
-        >>> a == FeatureCache.make_key({"encoder": "ViT-B-32", "weights": "laion"}, b"x")
+        >>> a == FeatureCache.make_key({"encoder": "RN50", "weights": "yfcc15m"}, b"x")
         False
         """
         if not isinstance(identity, Mapping):
@@ -315,7 +315,7 @@ class FeatureCache:
             with open(path, "rb") as f:
                 data = f.read()
                 identity = os.fstat(f.fileno())
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:  # permission, I/O error, a directory, ...
             self._report_read_error(path, exc)
