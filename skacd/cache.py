@@ -365,7 +365,7 @@ class FeatureCache:
                 f"FeatureCache cannot read {path} ({exc}); treating unreadable "
                 "entries as misses.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
     def __contains__(self, key):

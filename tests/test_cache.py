@@ -307,6 +307,19 @@ def test_verbose_reports_corrupt_entries(tmp_path, capsys):
     assert "removed corrupt entry" in capsys.readouterr().out
 
 
+def test_unreadable_entry_is_a_miss_with_one_warning(tmp_path):
+    cache = FeatureCache(tmp_path)
+    keys = [_key(0), _key(1)]
+    for key in keys:
+        os.makedirs(_entry_path(cache, key))  # open() fails: a directory
+    with pytest.warns(UserWarning, match="cannot read") as record:
+        assert cache.get(keys[0]) is None
+        assert cache.get_many(keys + keys) == [None] * 4
+    assert len(record) == 1
+    assert record[0].filename == __file__
+    assert cache.stats["misses"] == 5 and cache.stats["corrupt"] == 0
+
+
 def test_stale_temporary_file_is_never_served(tmp_path):
     cache = FeatureCache(tmp_path)
     key = _key(0)
@@ -452,8 +465,9 @@ def test_write_failure_warns_once_and_keeps_going(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(skacd.cache.os, "replace", no_space)
-    with pytest.warns(UserWarning, match="cannot write.*No space left"):
+    with pytest.warns(UserWarning, match="cannot write.*No space left") as record:
         cache.put(_key(1), [2.0])
+    assert record[0].filename == __file__
     with warnings_as_errors():
         cache.put(_key(2), [3.0])  # no second warning, no exception
         cache.put_many([_key(3), _key(4)], np.ones((2, 1)))
