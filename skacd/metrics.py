@@ -402,7 +402,14 @@ def detection_report(y_true, y_score, groups=None, threshold=0.5, *, pos_label=1
     nan
     """
     y_true = column_or_1d(y_true, input_name="y_true")
-    y_score = column_or_1d(np.asarray(y_score), input_name="y_score")
+    y_score = np.asarray(y_score)
+    if y_score.ndim == 2 and y_score.shape[1] != 1:
+        raise ValueError(
+            "y_score must be 1d: one score per sample, larger meaning more likely "
+            f"fake; got shape {y_score.shape}. For predict_proba output pass "
+            "proba[:, 1]."
+        )
+    y_score = column_or_1d(y_score, input_name="y_score")
     if y_score.dtype.kind not in "biuf":
         raise ValueError(f"y_score must be numeric, got dtype {y_score.dtype}.")
     y_score = y_score.astype(np.float64)
