@@ -195,7 +195,7 @@ def test_invalid_inputs_raise(kwargs, match):
 
 
 def test_to_frame_without_pandas_says_so(monkeypatch):
-    monkeypatch.setitem(__import__("sys").modules, "pandas", None)
     report = detection_report([0, 1], [0.1, 0.9])
+    monkeypatch.setitem(__import__("sys").modules, "pandas", None)  # import fails
     with pytest.raises(ImportError, match="requires pandas"):
         report.to_frame()
