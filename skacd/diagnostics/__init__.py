@@ -6,6 +6,12 @@ and need matplotlib (``pip install "skacd[plot]"``), imported only when a
 display is built; :class:`EmbeddingDisplay` also uses umap-learn.
 """
 
+from ._plot import (
+    DeviationViolinDisplay,
+    EmbeddingDisplay,
+    RobustnessCurveDisplay,
+    ScoreScatterDisplay,
+)
 from ._separation import (
     SeparationReport,
     fisher_ratio,
@@ -15,6 +21,10 @@ from ._separation import (
 )
 
 __all__ = [
+    "DeviationViolinDisplay",
+    "EmbeddingDisplay",
+    "RobustnessCurveDisplay",
+    "ScoreScatterDisplay",
     "SeparationReport",
     "fisher_ratio",
     "inter_class_distance",
