@@ -10,6 +10,11 @@ from sklearn.utils.validation import check_consistent_length, column_or_1d
 __all__ = ["CrossGeneratorSplit"]
 
 
+def _is_name(value):
+    """A single group name (str or scalar), not a collection of names."""
+    return isinstance(value, (str, bytes)) or not hasattr(value, "__iter__")
+
+
 class CrossGeneratorSplit(BaseCrossValidator):
     """Train on source generators, test on every other (unseen) generator.
 
@@ -144,15 +149,13 @@ class CrossGeneratorSplit(BaseCrossValidator):
         spec = self.train_groups
         if spec is None:
             return [[g] for g in unique]
-        if isinstance(spec, str) or np.ndim(spec) == 0:
+        if _is_name(spec):
             sources = [[spec]]
         else:
             spec = list(spec)
             if not spec:
                 raise ValueError("'train_groups' is empty: name at least one group.")
-            nested = [
-                not isinstance(s, str) and np.ndim(s) > 0 for s in spec
-            ]
+            nested = [not _is_name(s) for s in spec]
             if all(nested):
                 sources = [list(s) for s in spec]
             elif not any(nested):
