@@ -298,6 +298,11 @@ class AttributionSpace(
     def _validate_fit_input(self, X, y):
         X = validate_data(self, X, dtype=[np.float32, np.float64], reset=True)
         X = X.astype(np.float32, copy=False)
+        if X.shape[0] < 2:
+            raise ValueError(
+                "AttributionSpace needs at least 2 rows of the source class; got "
+                "n_samples = 1 (1 sample)."
+            )
         if y is None:
             source = np.ones(X.shape[0], dtype=bool)
         else:
@@ -312,8 +317,8 @@ class AttributionSpace(
                 )
         if source.sum() < 2:
             raise ValueError(
-                "AttributionSpace needs at least 2 rows of the source class; got "
-                f"n_samples = {int(source.sum())} (1 sample)."
+                "AttributionSpace needs at least 2 rows of the source class "
+                f"source_class={self.source_class!r}; got 1 sample."
             )
         return X, source
 
@@ -380,10 +385,10 @@ class AttributionSpace(
         )
 
     def _score(self, module, X):
-        return -self._attribute(module, X).mean(axis=1)
+        return -self._attribute(module, X).mean(axis=1, dtype=np.float64)
 
     def _check_X(self, X):
-        check_is_fitted(self)
+        check_is_fitted(self, "module_")
         X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
         return X.astype(np.float32, copy=False)
 
@@ -404,7 +409,8 @@ class AttributionSpace(
         A : ndarray of shape (n_samples, n_features), dtype float32
             Attributions.
         """
-        return self._attribute(self.module_, self._check_X(X))
+        X = self._check_X(X)
+        return self._attribute(self.module_, X)
 
     def score_samples(self, X):
         """Negative mean absolute residual: bigger is more like the source class.
@@ -419,7 +425,8 @@ class AttributionSpace(
         scores : ndarray of shape (n_samples,)
             ``-mean(|x - D(E(x))|)`` per row.
         """
-        return self._score(self.module_, self._check_X(X))
+        X = self._check_X(X)
+        return self._score(self.module_, X)
 
     def decision_function(self, X):
         """``score_samples(X) - offset_``: negative for outliers of the source class.
@@ -434,7 +441,8 @@ class AttributionSpace(
         scores : ndarray of shape (n_samples,)
             Shifted scores.
         """
-        return self.score_samples(X) - self.offset_
+        scores = self.score_samples(X)
+        return scores - self.offset_
 
     def predict(self, X):
         """+1 for rows like the source class, -1 for outliers.

@@ -190,18 +190,13 @@ class AttributionClassifier(TorchModuleStateMixin, ClassifierMixin, BaseEstimato
         """
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
         X = X.astype(np.float32, copy=False)
-        target_type = type_of_target(y, input_name="y")
-        if target_type not in ("binary", "multiclass"):
-            raise ValueError(
-                f"AttributionClassifier needs binary class labels; got y of type "
-                f"{target_type!r}."
-            )
+        target_type = type_of_target(y, input_name="y", raise_unknown=True)
         self.classes_, y_encoded = np.unique(y, return_inverse=True)
-        if len(self.classes_) != 2:
+        if target_type != "binary" or len(self.classes_) != 2:
             raise ValueError(
-                "AttributionClassifier is a binary classifier and needs exactly 2 "
-                f"classes in y; got {len(self.classes_)} class(es): "
-                f"{self.classes_.tolist()}."
+                "Only binary classification is supported: AttributionClassifier "
+                f"needs exactly 2 classes in y; got {len(self.classes_)} class(es) "
+                f"{self.classes_.tolist()[:10]} (target type {target_type!r})."
             )
         self.device_ = str(resolve_device(self.device))
         device = torch.device(self.device_)
@@ -318,7 +313,8 @@ class AttributionClassifier(TorchModuleStateMixin, ClassifierMixin, BaseEstimato
         y_pred : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+        positive = self.decision_function(X) > 0
+        return self.classes_[positive.astype(int)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
