@@ -43,19 +43,24 @@ def _subdirs(path):
     )
 
 
+def _holds_any(path, names):
+    """Whether ``path`` has a visible sub-folder named in ``names``."""
+    return not set(names).isdisjoint(_subdirs(path))
+
+
 def _has_class_dirs(path, layout):
-    """Whether ``path`` directly holds a class folder of ``layout``."""
-    names = set(_subdirs(path))
+    """Whether ``path`` is a group folder of ``layout``: it holds class folders.
+
+    For GenImage, a group folder holds ``train`` or ``val``, which holds
+    ``nature`` or ``ai``.
+    """
     if layout == "genimage":
         return any(
-            split in names and _has_class_dirs(os.path.join(path, split), "real_fake_")
+            _holds_any(os.path.join(path, split), _CLASS_DIRS["genimage"])
             for split in _GENIMAGE_SPLITS
+            if os.path.isdir(os.path.join(path, split))
         )
-    if layout == "real_fake_":  # genimage's inner level
-        real, fake = _CLASS_DIRS["genimage"]
-    else:
-        real, fake = _CLASS_DIRS[layout]
-    return real in names or fake in names
+    return _holds_any(path, _CLASS_DIRS[layout])
 
 
 def _list_images(class_dir, other_files):
@@ -85,34 +90,38 @@ def _list_images(class_dir, other_files):
     return images
 
 
+def _has_nested_class_dirs(path, layout):
+    """Whether a sub-folder of ``path`` holds class folders of ``layout``."""
+    return any(
+        _has_class_dirs(os.path.join(path, name), layout) for name in _subdirs(path)
+    )
+
+
+def _is_group(path, layout):
+    """Whether ``path`` is a group folder, with class folders in it or one below."""
+    return _has_class_dirs(path, layout) or _has_nested_class_dirs(path, layout)
+
+
 def _class_folders(group_dir, layout, split, other_files):
     """``[(class_dir, target, split_name), ...]`` for one group folder.
 
-    Sub-folders that belong to no class are reported in ``other_files``.
+    Class folders are looked for in ``group_dir`` or, failing that, in each of
+    its sub-folders (pooled). Sub-folders that belong to no class are reported
+    in ``other_files``.
     """
     names = _subdirs(group_dir)
-    if layout == "genimage":
-        real, fake = _CLASS_DIRS["genimage"]
-        splits = _GENIMAGE_SPLITS if split is None else (split,)
+    if not _has_class_dirs(group_dir, layout):
         folders = []
         for name in names:
-            if name not in _GENIMAGE_SPLITS:
-                other_files.append(os.path.join(group_dir, name))
-        for split_name in splits:
-            split_dir = os.path.join(group_dir, split_name)
-            if not os.path.isdir(split_dir):
-                continue
-            inner = _subdirs(split_dir)
-            for name in inner:
-                if name not in (real, fake):
-                    other_files.append(os.path.join(split_dir, name))
-            for target, cls in enumerate((real, fake)):
-                if cls in inner:
-                    folders.append((os.path.join(split_dir, cls), target, split_name))
+            sub = os.path.join(group_dir, name)
+            if _has_class_dirs(sub, layout):
+                folders.extend(_class_folders(sub, layout, split, other_files))
+            else:
+                other_files.append(sub)
         return folders
 
     real, fake = _CLASS_DIRS[layout]
-    if real in names or fake in names:
+    if layout != "genimage":
         for name in names:
             if name not in (real, fake):
                 other_files.append(os.path.join(group_dir, name))
@@ -121,39 +130,47 @@ def _class_folders(group_dir, layout, split, other_files):
             for target, cls in enumerate((real, fake))
             if cls in names
         ]
-    # forensynths only: <group>/<class>/{0_real,1_fake}, classes pooled.
-    folders = []
+
     for name in names:
-        sub = os.path.join(group_dir, name)
-        if _has_class_dirs(sub, layout):
-            folders.extend(_class_folders(sub, layout, split, other_files))
-        else:
-            other_files.append(sub)
+        if name not in _GENIMAGE_SPLITS:
+            other_files.append(os.path.join(group_dir, name))
+    folders = []
+    for split_name in _GENIMAGE_SPLITS if split is None else (split,):
+        split_dir = os.path.join(group_dir, split_name)
+        if not os.path.isdir(split_dir):
+            continue
+        inner = _subdirs(split_dir)
+        for name in inner:
+            if name not in (real, fake):
+                other_files.append(os.path.join(split_dir, name))
+        for target, cls in enumerate((real, fake)):
+            if cls in inner:
+                folders.append((os.path.join(split_dir, cls), target, split_name))
     return folders
+
+
+_LAYOUT_ORDER = ("forensynths", "real_fake", "genimage")
 
 
 def _detect_layout(root):
     """Layout name of ``root`` and whether ``root`` itself is the (only) group."""
-    for layout in ("forensynths", "real_fake", "genimage"):
+    for layout in _LAYOUT_ORDER:
         if _has_class_dirs(root, layout):
             return layout, True
     children = [os.path.join(root, name) for name in _subdirs(root)]
-    for layout in ("forensynths", "real_fake", "genimage"):
+    for layout in _LAYOUT_ORDER:
         if any(_has_class_dirs(child, layout) for child in children):
             return layout, False
-    # ForenSynths with object-class folders: <root>/<group>/<class>/0_real
-    for child in children:
-        if any(
-            _has_class_dirs(os.path.join(child, name), "forensynths")
-            for name in _subdirs(child)
-        ):
-            return "forensynths", False
+    for layout in _LAYOUT_ORDER:
+        if any(_has_nested_class_dirs(child, layout) for child in children):
+            return layout, False
     raise ValueError(
         f"Cannot detect the image folder layout of {root!r}. Expected one of: "
-        "'forensynths' (<root>/<group>/{0_real,1_fake}/..., "
-        "<root>/<group>/<class>/{0_real,1_fake}/... or <root>/{0_real,1_fake}/...), "
+        "'forensynths' (<root>/<group>/{0_real,1_fake}/... or "
+        "<root>/{0_real,1_fake}/...), "
         "'genimage' (<root>/<generator>/{train,val}/{nature,ai}/...) or "
-        "'real_fake' (<root>/{real,fake}/... or <root>/<group>/{real,fake}/...)."
+        "'real_fake' (<root>/{real,fake}/... or <root>/<group>/{real,fake}/...), "
+        "with at most one more folder level between a group and its class folders."
     )
 
 
@@ -161,15 +178,8 @@ def _root_is_group(root, layout):
     """For an explicit ``layout``: is ``root`` itself the group, or its children?"""
     if _has_class_dirs(root, layout):
         return True
-    for name in _subdirs(root):
-        child = os.path.join(root, name)
-        if _has_class_dirs(child, layout):
-            return False
-        if layout == "forensynths" and any(
-            _has_class_dirs(os.path.join(child, sub), layout)
-            for sub in _subdirs(child)
-        ):
-            return False
+    if any(_is_group(os.path.join(root, name), layout) for name in _subdirs(root)):
+        return False
     real, fake = _CLASS_DIRS[layout]
     where = (
         f"{{train,val}}/{{{real},{fake}}}" if layout == "genimage" else
@@ -177,7 +187,7 @@ def _root_is_group(root, layout):
     )
     raise ValueError(
         f"{root!r} does not follow the {layout!r} layout: no {where} folders were "
-        "found in it or in its sub-folders."
+        "found in it, in its sub-folders or in theirs."
     )
 
 
@@ -214,25 +224,28 @@ def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise"
 
     layout : {"auto", "forensynths", "genimage", "real_fake"}, default="auto"
         How the folder is organised. ``"auto"`` detects it for each root; the
-        others force it. A group is the name of the folder that holds the
-        class folders:
+        others force it. A group is a folder that holds the class folders,
+        named after that folder:
 
         - ``"forensynths"`` (ForenSynths, CNNDetection, UnivFD):
-          ``<root>/<group>/{0_real,1_fake}/...``. With object-class folders in
-          between, ``<root>/<group>/<class>/{0_real,1_fake}/...``, the classes
-          are pooled into ``<group>``. When ``root`` itself holds ``0_real``
-          and ``1_fake``, the group is the name of ``root``.
+          ``<root>/<group>/{0_real,1_fake}/...``.
         - ``"genimage"`` (GenImage):
-          ``<root>/<generator>/{train,val}/{nature,ai}/...``; the group is the
-          generator folder's name, or the name of ``root`` when ``root``
-          itself holds ``train`` or ``val``.
-        - ``"real_fake"``: ``<root>/{real,fake}/...`` (the group is the name
-          of ``root``) or ``<root>/<group>/{real,fake}/...``.
+          ``<root>/<generator>/{train,val}/{nature,ai}/...``.
+        - ``"real_fake"``: ``<root>/<group>/{real,fake}/...``.
 
-        Detection tries ``root`` itself first (``0_real``/``1_fake``, then
-        ``real``/``fake``, then GenImage's ``train``/``val``), then its
-        sub-folders in the same order, then, for ForenSynths only, the
-        sub-folders' sub-folders.
+        In every layout ``root`` may itself be the group
+        (``<root>/{0_real,1_fake}/...``; the group is then the name of
+        ``root``), and one more folder level may lie between a group and its
+        class folders, pooled into the group: the CNNDetection test set
+        ``<root>/stylegan/{bedroom,car,cat}/{0_real,1_fake}/...`` gives one
+        group ``"stylegan"``, and GenImage's
+        ``<root>/BigGAN/imagenet_ai_0419_biggan/{train,val}/...`` one group
+        ``"BigGAN"``.
+
+        Detection looks at ``root`` itself first (``0_real``/``1_fake``, then
+        ``real``/``fake``, then GenImage's ``train``/``val`` holding
+        ``nature``/``ai``), then at its sub-folders in the same order, then at
+        their sub-folders.
 
     split : {"train", "val"} or None, default=None
         GenImage only: read this split. None reads both; the Bunch then holds a
@@ -241,12 +254,13 @@ def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise"
 
     on_other_files : {"raise", "ignore"}, default="raise"
         What to do with files that are not images inside the class folders,
-        and with sub-folders of a group that are not class folders (such as
-        a stray ``2_other``). ``"raise"`` raises a ``ValueError`` listing
-        them; ``"ignore"`` skips them. Hidden files and folders (names
-        starting with ``"."``, such as ``.DS_Store``) and ``Thumbs.db`` and
-        ``desktop.ini`` are always skipped. Plain files beside the group
-        folders (a ``README.md`` in ``root``) are never read.
+        and with folders that fit nowhere in the layout: a sub-folder of
+        ``root`` that is no group, or a sub-folder of a group that is no class
+        folder (such as a stray ``2_other``). ``"raise"`` raises a
+        ``ValueError`` listing them; ``"ignore"`` skips them. Hidden files
+        and folders (names starting with ``"."``, such as ``.DS_Store``) and
+        ``Thumbs.db`` and ``desktop.ini`` are always skipped. Plain files
+        beside the group folders (a ``README.md`` in ``root``) are never read.
 
     Returns
     -------
@@ -268,7 +282,8 @@ def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise"
             The layout used. With several roots of different layouts, a list
             with one name per root.
         split : ndarray of shape (n_images,), dtype=str
-            Only for the GenImage layout: ``"train"`` or ``"val"``.
+            Only when a root has the GenImage layout: ``"train"`` or
+            ``"val"`` (``""`` for the images of other layouts).
 
     Raises
     ------
@@ -302,7 +317,9 @@ def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise"
 
     For the ProGAN training set (``progan_train/<class>/{0_real,1_fake}``),
     passing ``progan_train`` gives one group per object class; passing its
-    parent folder pools the classes into one group ``"progan_train"``.
+    parent folder pools the classes into one group ``"progan_train"``. For the
+    same reason, a folder of datasets such as ``../shared/data`` pools each
+    dataset's splits into one group: pass the datasets as a list instead.
 
     Examples
     --------
@@ -368,13 +385,7 @@ def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise"
             group_dirs = []
             for name in _subdirs(r):
                 child = os.path.join(r, name)
-                if _has_class_dirs(child, root_layout) or (
-                    root_layout == "forensynths"
-                    and any(
-                        _has_class_dirs(os.path.join(child, sub), root_layout)
-                        for sub in _subdirs(child)
-                    )
-                ):
+                if _is_group(child, root_layout):
                     group_dirs.append(child)
                 else:
                     other_files.append(child)
@@ -423,7 +434,8 @@ def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise"
         )
     if not paths:
         raise ValueError(f"No images were found under {roots!r}.")
-    real_paths = [os.path.realpath(p) for p in paths]
+    # Overlapping roots (one inside another) would list files twice.
+    real_paths = [os.path.realpath(p) for p in paths] if len(roots) > 1 else paths
     if len(set(real_paths)) != len(real_paths):
         seen, dup = set(), []
         for p, rp in zip(paths, real_paths):

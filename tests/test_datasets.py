@@ -122,6 +122,32 @@ def test_genimage_layout_and_split(tmp_path):
     assert set(one.groups) == {"adm"} and len(one.paths) == 3
 
 
+def test_genimage_wrapped_generator_folders(tmp_path):
+    root = tmp_path / "GenImage"
+    inner = root / "BigGAN" / "imagenet_ai_0419_biggan"
+    _write(inner / "train" / "nature", ["n.png"])
+    _write(inner / "train" / "ai", ["a.png"])
+    _write(inner / "val" / "nature", ["m.png"])
+    _write(inner / "val" / "ai", ["b.png"])
+    data = load_image_folder(root, split="val")
+    assert data.layout == "genimage"
+    assert set(data.groups) == {"BigGAN"}
+    assert _rel(data.paths, root) == [
+        "BigGAN/imagenet_ai_0419_biggan/val/nature/m.png",
+        "BigGAN/imagenet_ai_0419_biggan/val/ai/b.png",
+    ]
+
+
+def test_stray_folder_beside_groups_raises(forensynths):
+    stray = forensynths / "logs"
+    _write(stray, ["run.txt"])
+    with pytest.raises(ValueError, match="unexpected") as excinfo:
+        load_image_folder(forensynths)
+    assert str(stray) in str(excinfo.value)
+    data = load_image_folder(forensynths, on_other_files="ignore")
+    assert sorted(set(data.groups)) == ["cyclegan", "stargan"]
+
+
 def test_genimage_missing_split_raises(tmp_path):
     root = tmp_path / "genimage"
     _write(root / "adm" / "train" / "nature", ["n.png"])
