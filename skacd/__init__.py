@@ -7,11 +7,14 @@ and a light classifier on the attribution residuals.
 
 from .attribution import AttributionSpace
 from .classifier import AttributionClassifier
+from .featurizers import CLIPFeaturizer, TimmFeaturizer
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AttributionSpace",
     "AttributionClassifier",
+    "CLIPFeaturizer",
+    "TimmFeaturizer",
     "__version__",
 ]

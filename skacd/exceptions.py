@@ -2,7 +2,13 @@
 
 from sklearn.exceptions import NotFittedError
 
-__all__ = ["DeviceWarning", "ImageLoadError", "ImageLoadWarning", "NotFittedError"]
+__all__ = [
+    "DeviceWarning",
+    "ImageLoadError",
+    "ImageLoadWarning",
+    "NotFittedError",
+    "WeightsUnavailableError",
+]
 
 
 class DeviceWarning(UserWarning):
@@ -38,3 +44,11 @@ class ImageLoadError(ValueError):
 
 class ImageLoadWarning(UserWarning):
     """Images were skipped because they could not be loaded (``on_error="skip"``)."""
+
+
+class WeightsUnavailableError(OSError):
+    """Pretrained encoder weights are neither on disk nor downloadable now.
+
+    The message names the model and weights tag and shows how to pass a local
+    checkpoint file instead.
+    """

@@ -1,0 +1,447 @@
+"""The base of every featurizer: inputs, batching, caching and bad-input policy.
+
+Subclasses only say how to build the frozen encoder (``_create_encoder``);
+everything about images and batches lives here, once.
+"""
+
+import os
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from .._compat import Interval, StrOptions, _fit_context, validate_params  # noqa: F401
+from .._torch import resolve_device
+from ..exceptions import ImageLoadError, ImageLoadWarning
+from ._images import describe_item, load_image, read_bytes
+
+__all__ = ["BaseFeaturizer", "FeaturizeResult"]
+
+PRECISIONS = {"auto", "float32", "bfloat16", "float16", "int8"}
+
+# Loaded encoders, shared by clones of one featurizer (GridSearchCV clones the
+# pipeline for every candidate and fold; reloading CLIP each time would dominate).
+_ENCODER_CACHE = OrderedDict()
+_ENCODER_CACHE_SIZE = 2
+
+
+@dataclass
+class Encoder:
+    """A loaded, frozen encoder and what describes it."""
+
+    module: torch.nn.Module
+    preprocess: object
+    embed_dim: int
+    identity: dict
+    forward: object = None
+
+
+@dataclass
+class FeaturizeResult:
+    """What :meth:`BaseFeaturizer.featurize` returns.
+
+    Attributes
+    ----------
+    features : ndarray of shape (n_samples, embed_dim), dtype float32
+        One row per input, in input order; rows of failed inputs are NaN.
+    errors : dict of int to ImageLoadError
+        Position of each input that could not be loaded; ``str(error)`` names
+        the file and the reason.
+    n_cached : int
+        Rows served from the feature cache.
+    """
+
+    features: np.ndarray
+    errors: dict = field(default_factory=dict)
+    n_cached: int = 0
+
+
+def as_items(X):
+    """Turn the accepted input containers into a list of items."""
+    if isinstance(X, (str, os.PathLike)):
+        raise ValueError(
+            "X must be a sequence of images (file paths, PIL images or arrays); got "
+            f"a single path {os.fspath(X)!r}. Wrap it in a list: [path]."
+        )
+    if isinstance(X, np.ndarray) and X.dtype == np.uint8 and X.ndim in (3, 4):
+        return list(X)  # a stack of images (n, H, W[, C])
+    if hasattr(X, "tolist") and not isinstance(X, np.ndarray):  # pandas Series
+        X = X.tolist()
+    if isinstance(X, np.ndarray):
+        if X.ndim != 1:
+            raise ValueError(
+                "X must be a 1-D sequence of images or a uint8 array of shape "
+                f"(n, H, W[, C]); got an array of shape {X.shape} and dtype {X.dtype}."
+            )
+        return X.tolist()
+    try:
+        return list(X)
+    except TypeError:
+        raise ValueError(
+            f"X must be a sequence of images; got {type(X).__name__}."
+        ) from None
+
+
+def _content_for_key(item, data):
+    """The bytes a cache key is computed from, for one item."""
+    if data is not None:
+        return data
+    from PIL import Image
+
+    if isinstance(item, Image.Image):
+        header = f"PIL:{item.mode}:{item.size}".encode()
+        return header + item.tobytes()
+    array = np.ascontiguousarray(item)
+    header = f"array:{array.dtype}:{array.shape}".encode()
+    return header + array.tobytes()
+
+
+class _ImageDataset(torch.utils.data.Dataset):
+    def __init__(self, items, positions, preprocess, image_transform):
+        self.items = items
+        self.positions = positions
+        self.preprocess = preprocess
+        self.image_transform = image_transform
+
+    def __len__(self):
+        return len(self.positions)
+
+    def __getitem__(self, i):
+        position = self.positions[i]
+        item = self.items[position]
+        try:
+            image = load_image(item, index=position)
+            if self.image_transform is not None:
+                image = self.image_transform(image)
+            return position, self.preprocess(image), None
+        except ImageLoadError as exc:
+            return position, None, exc
+        except Exception as exc:  # preprocessing of a decoded image failed
+            return position, None, ImageLoadError(describe_item(item, position), repr(exc))
+
+
+def _collate(samples):
+    ok = [(p, t) for p, t, e in samples if e is None]
+    failed = {p: e for p, _, e in samples if e is not None}
+    positions = [p for p, _ in ok]
+    batch = torch.stack([t for _, t in ok]) if ok else None
+    return positions, batch, failed
+
+
+class BaseFeaturizer(TransformerMixin, BaseEstimator):
+    """Shared machinery of the frozen image encoders. Not for direct use."""
+
+    _parameter_constraints = {
+        "device": [StrOptions({"auto", "cpu", "cuda"}), str, torch.device],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "num_workers": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "precision": [StrOptions(PRECISIONS)],
+        "normalize": ["boolean"],
+        "image_transform": [callable, None],
+        "cache": [str, os.PathLike, None, object],
+        "on_error": [StrOptions({"raise", "skip"})],
+        "verbose": ["verbose"],
+    }
+
+    _feature_prefix = "feature"
+
+    # -- what subclasses provide -------------------------------------------
+
+    def _create_encoder(self, device, precision):  # pragma: no cover - abstract
+        """Return an :class:`Encoder` on ``device`` for ``precision``."""
+        raise NotImplementedError
+
+    def _encoder_key(self):  # pragma: no cover - abstract
+        """A hashable description of the weights, for the in-process cache."""
+        raise NotImplementedError
+
+    # -- estimator API -----------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X=None, y=None):
+        """Load the frozen encoder. Nothing is learned from ``X``.
+
+        Parameters
+        ----------
+        X : ignored
+            Accepted for pipeline compatibility.
+        y : ignored
+            Accepted for pipeline compatibility.
+
+        Returns
+        -------
+        self : object
+            The featurizer, with ``device_``, ``precision_`` and
+            ``n_features_out_`` set.
+        """
+        encoder = self._get_encoder()
+        self.device_ = str(self._device())
+        self.precision_ = self._precision()
+        self.n_features_out_ = encoder.embed_dim
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Featurize ``X`` (fitting loads the encoder; nothing is learned).
+
+        Parameters
+        ----------
+        X : sequence of str, os.PathLike, PIL.Image.Image or ndarray
+            Images.
+        y : ignored
+            Accepted for pipeline compatibility.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features_out_), dtype float32
+            One embedding per image.
+        """
+        return self.fit(X, y).transform(X)
+
+    def transform(self, X):
+        """Embed each image with the frozen encoder.
+
+        Parameters
+        ----------
+        X : sequence of str, os.PathLike, PIL.Image.Image or ndarray
+            Image file paths, PIL images, or uint8 arrays of shape (H, W),
+            (H, W, 3) or (H, W, 4); a uint8 array of shape (n, H, W, 3) is
+            read as n images. Grayscale, palette, RGBA, CMYK and 16-bit images
+            become 8-bit RGB; EXIF orientation is applied.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features_out_), dtype float32
+            One embedding per image, in input order. With ``on_error="skip"``
+            rows of images that could not be loaded are NaN and an
+            :class:`~skacd.exceptions.ImageLoadWarning` lists them.
+
+        Raises
+        ------
+        ImageLoadError
+            With ``on_error="raise"``, for the first image that cannot be
+            loaded, naming the file.
+        """
+        result = self.featurize(X)
+        if result.errors:
+            listed = "\n".join(
+                f"  {result.errors[p]}" for p in sorted(result.errors)[:20]
+            )
+            more = len(result.errors) - 20
+            warnings.warn(
+                f"{len(result.errors)} image(s) could not be loaded; their rows are "
+                f"NaN:\n{listed}" + (f"\n  ... and {more} more" if more > 0 else ""),
+                ImageLoadWarning,
+                stacklevel=2,
+            )
+        return result.features
+
+    def featurize(self, X):
+        """Embed images and report, rather than raise, per-image failures.
+
+        The same as :meth:`transform` but returns a :class:`FeaturizeResult`
+        with the features and a dict of the failed positions and reasons, and
+        how many rows came from the cache. With ``on_error="raise"`` the
+        first failure still raises.
+
+        Parameters
+        ----------
+        X : sequence of str, os.PathLike, PIL.Image.Image or ndarray
+            Images, as for :meth:`transform`.
+
+        Returns
+        -------
+        result : FeaturizeResult
+            ``features``, ``errors`` and ``n_cached``.
+        """
+        self._validate_params()
+        items = as_items(X)
+        encoder = self._get_encoder()
+        features = np.full((len(items), encoder.embed_dim), np.nan, dtype=np.float32)
+        errors = {}
+
+        cache, keys = self._cache_keys(items, encoder, errors)
+        pending = [i for i in range(len(items)) if i not in errors]
+        n_cached = 0
+        if cache is not None and pending:
+            hits = cache.get_many([keys[i] for i in pending])
+            still = []
+            for i, vector in zip(pending, hits):
+                if vector is not None and vector.shape == (encoder.embed_dim,):
+                    features[i] = vector
+                    n_cached += 1
+                else:
+                    still.append(i)
+            pending = still
+
+        if pending:
+            self._run_encoder(encoder, items, pending, features, errors, cache, keys)
+        return FeaturizeResult(features=features, errors=errors, n_cached=n_cached)
+
+    # -- internals ---------------------------------------------------------
+
+    def _device(self):
+        return resolve_device(self.device)
+
+    def _precision(self):
+        if self.precision == "auto":
+            return "bfloat16" if self._device().type == "cuda" else "float32"
+        if self.precision == "int8" and self._device().type != "cpu":
+            raise ValueError(
+                "precision='int8' (dynamic quantisation) runs on the CPU only; use "
+                "device='cpu' or precision='bfloat16' on a GPU."
+            )
+        return self.precision
+
+    def _get_encoder(self):
+        device, precision = self._device(), self._precision()
+        key = (type(self).__name__, self._encoder_key(), str(device), precision)
+        encoder = _ENCODER_CACHE.get(key)
+        if encoder is None:
+            encoder = self._create_encoder(device, precision)
+            encoder.module.eval().requires_grad_(False)
+            encoder.identity = dict(
+                encoder.identity,
+                featurizer=type(self).__name__,
+                precision=precision,
+                device_type=device.type,
+            )
+            _ENCODER_CACHE[key] = encoder
+            while len(_ENCODER_CACHE) > _ENCODER_CACHE_SIZE:
+                _ENCODER_CACHE.popitem(last=False)
+        else:
+            _ENCODER_CACHE.move_to_end(key)
+        return encoder
+
+    def _feature_cache(self):
+        if self.cache is None:
+            return None
+        from ..cache import FeatureCache
+
+        if isinstance(self.cache, FeatureCache):
+            return self.cache
+        if isinstance(self.cache, (str, os.PathLike)):
+            return FeatureCache(self.cache)
+        raise ValueError(
+            "cache must be None, a directory path or a skacd.cache.FeatureCache; "
+            f"got {type(self.cache).__name__}."
+        )
+
+    def _cache_identity(self, encoder):
+        return dict(
+            encoder.identity,
+            normalize=bool(self.normalize),
+            preprocess=repr(encoder.preprocess),
+            image_transform=repr(self.image_transform),
+        )
+
+    def _cache_keys(self, items, encoder, errors):
+        cache = self._feature_cache()
+        if cache is None:
+            return None, None
+        identity = self._cache_identity(encoder)
+        keys = {}
+        for i, item in enumerate(items):
+            data = None
+            if isinstance(item, (str, os.PathLike)):
+                try:
+                    data = read_bytes(item)
+                except ImageLoadError as exc:
+                    if self.on_error == "raise":
+                        raise
+                    errors[i] = exc
+                    continue
+            keys[i] = cache.make_key(identity, _content_for_key(item, data))
+        return cache, keys
+
+    def _num_workers(self, n_batches):
+        if self.num_workers != "auto":
+            return self.num_workers
+        if n_batches < 2:
+            return 0
+        return max(1, min((os.cpu_count() or 1) - 1, 8))
+
+    def _run_encoder(self, encoder, items, positions, features, errors, cache, keys):
+        device = self._device()
+        n_batches = -(-len(positions) // self.batch_size)
+        num_workers = self._num_workers(n_batches)
+        loader = torch.utils.data.DataLoader(
+            _ImageDataset(items, positions, encoder.preprocess, self.image_transform),
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=num_workers,
+            collate_fn=_collate,
+            pin_memory=device.type == "cuda",
+            persistent_workers=False,
+        )
+        progress = None
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(
+                total=len(positions), desc=type(self).__name__, unit="img"
+            )
+        forward = encoder.forward or encoder.module
+        autocast = self._autocast(device)
+        try:
+            with torch.inference_mode():
+                for batch_positions, batch, failed in loader:
+                    if failed:
+                        if self.on_error == "raise":
+                            raise failed[min(failed)]
+                        errors.update(failed)
+                    if batch is not None:
+                        batch = batch.to(device, non_blocking=True)
+                        with autocast:
+                            out = forward(batch)
+                        out = out.float()
+                        if self.normalize:
+                            out = torch.nn.functional.normalize(out, dim=-1)
+                        out = out.cpu().numpy()
+                        features[batch_positions] = out
+                        if cache is not None:
+                            cache.put_many([keys[p] for p in batch_positions], out)
+                    if progress is not None:
+                        progress.update(len(batch_positions) + len(failed))
+        finally:
+            if progress is not None:
+                progress.close()
+
+    def _autocast(self, device):
+        precision = self._precision()
+        if precision in ("bfloat16", "float16"):
+            return torch.autocast(device.type, dtype=getattr(torch, precision))
+        return torch.autocast(device.type, enabled=False)
+
+    def get_feature_names_out(self, input_features=None):
+        """Output feature names: ``<classname>0``, ``<classname>1``, ...
+
+        Parameters
+        ----------
+        input_features : ignored
+            Images have no input feature names.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            ``n_features_out_`` names.
+        """
+        dim = getattr(self, "n_features_out_", None) or self._get_encoder().embed_dim
+        prefix = type(self).__name__.lower()
+        return np.asarray([f"{prefix}{i}" for i in range(dim)], dtype=object)
+
+    def __getstate__(self):
+        # The torch encoder is never pickled: it reloads on first use.
+        return self.__dict__.copy()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.non_deterministic = False
+        tags.transformer_tags.preserves_dtype = []
+        return tags

