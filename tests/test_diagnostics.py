@@ -290,7 +290,8 @@ def test_report_to_dict_and_text(grouped):
 
 def test_report_numpy_labels_become_python():
     X = np.arange(12.0).reshape(6, 2)
-    report = separation_report(X, np.array([0, 0, 0, 1, 1, 1]), np.array([5, 5, 6, 6, 7, 7]))
+    y, groups = np.array([0, 0, 0, 1, 1, 1]), np.array([5, 5, 6, 6, 7, 7])
+    report = separation_report(X, y, groups)
     d = report.to_dict()
     assert d["classes"] == [0, 1] and type(d["classes"][0]) is int
     assert [type(r["group"]) for r in d["per_group"]] == [int, int, int]

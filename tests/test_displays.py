@@ -437,7 +437,9 @@ def test_robustness_pooling_methods_order_and_spread_modes():
     assert blur.ax_.get_xlabel() == "Gaussian blur sigma"
 
     other = [dict(r, param="n_views") for r in records if r["param"] == "blur_sigma"]
-    shown = RobustnessCurveDisplay.from_results(other, x="n_views", metric="ap", spread=None)
+    shown = RobustnessCurveDisplay.from_results(
+        other, x="n_views", metric="ap", spread=None
+    )
     assert shown.ax_.get_xlabel() == "n_views" and shown.spread_ == {}
 
 
@@ -530,4 +532,6 @@ def test_import_and_measures_without_matplotlib():
     lines = out.stdout.splitlines()
     assert lines[0] == "18.0"  # D = (3.5 - 0.5)^2 = 9, S = 0.25 + 0.25 = 0.5
     assert 'pip install "skacd[plot]"' in lines[1]
-    assert lines[1].startswith("ScoreScatterDisplay.from_predictions requires matplotlib")
+    assert lines[1].startswith(
+        "ScoreScatterDisplay.from_predictions requires matplotlib"
+    )

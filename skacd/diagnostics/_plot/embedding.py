@@ -195,7 +195,9 @@ class EmbeddingDisplay:
         self.legend_ = None
         if legend:
             handles = [
-                Line2D([], [], linestyle="none", marker="o", color=color[c], label=str(c))
+                Line2D(
+                    [], [], linestyle="none", marker="o", color=color[c], label=str(c)
+                )
                 for c in classes
             ]
             if groups is not None:
@@ -308,7 +310,9 @@ class EmbeddingDisplay:
             n_epochs=n_epochs, random_state=random_state,
             umap_kwargs=umap_kwargs, caller=caller,
         )
-        viz = cls(embedding=embedding, y=y, groups=groups, name=name, umap_params=params)
+        viz = cls(
+            embedding=embedding, y=y, groups=groups, name=name, umap_params=params
+        )
         return viz.plot(ax=ax, **kwargs)
 
     @classmethod
@@ -411,5 +415,7 @@ class EmbeddingDisplay:
             n_epochs=n_epochs, random_state=random_state,
             umap_kwargs=umap_kwargs, caller=caller,
         )
-        viz = cls(embedding=embedding, y=y, groups=groups, name=name, umap_params=params)
+        viz = cls(
+            embedding=embedding, y=y, groups=groups, name=name, umap_params=params
+        )
         return viz.plot(ax=ax, **kwargs)

@@ -44,7 +44,9 @@ def _aggregate(results, x, metric, methods, where, caller):
             )
         missing = [k for k in _REQUIRED_KEYS if k not in record]
         if missing:
-            raise ValueError(f"{caller}: record {i} lacks the key(s) {missing}: {record!r}.")
+            raise ValueError(
+                f"{caller}: record {i} lacks the key(s) {missing}: {record!r}."
+            )
         seen_params.add(record["param"])
         seen_methods.add(record["method"])
         if record["param"] != x:
@@ -135,7 +137,13 @@ class RobustnessCurveDisplay:
 
     Attributes
     ----------
-    values, means, stds, counts, methods, param, metric
+    values, means, stds, counts : list of ndarray
+        As given (``stds`` and ``counts`` may be None).
+
+    methods : list of str
+        As given.
+
+    param, metric : str
         As given.
 
     lines_ : dict of matplotlib Line2D

@@ -172,7 +172,9 @@ class ScoreScatterDisplay:
                 "label": f"{c} (n={int(mask.sum())})",
                 **kwargs,
             }
-            self.scatter_[c] = ax.scatter(score_x[mask], score_y[mask], **scatter_kwargs)
+            self.scatter_[c] = ax.scatter(
+                score_x[mask], score_y[mask], **scatter_kwargs
+            )
 
         line_kwargs = {"color": "k", "linestyle": "--", "linewidth": 1,
                        **(threshold_kw or {})}
@@ -327,7 +329,9 @@ class ScoreScatterDisplay:
         y, _ = _check_labels(y, None, score_x, score_y)
         for t_name, t in (("threshold_x", threshold_x), ("threshold_y", threshold_y)):
             if not isinstance(t, numbers.Real) or not np.isfinite(t):
-                raise ValueError(f"{caller}: {t_name} must be a finite number; got {t!r}.")
+                raise ValueError(
+                    f"{caller}: {t_name} must be a finite number; got {t!r}."
+                )
         viz = cls(
             score_x=score_x,
             score_y=score_y,
