@@ -42,8 +42,8 @@ def make_generator_manifolds(
     n_features=256,
     n_generators=3,
     manifold_dim=8,
-    generator_shift=0.6,
-    noise=0.05,
+    generator_shift=0.3,
+    noise=0.1,
     real_fraction=0.5,
     random_state=None,
     return_groups=False,
@@ -76,9 +76,9 @@ def make_generator_manifolds(
         Number of generators; their groups are ``"gen0"``, ``"gen1"``, ...
     manifold_dim : int, default=8
         Intrinsic dimension of every manifold.
-    generator_shift : float, default=0.6
+    generator_shift : float, default=0.3
         How far each generator's manifold departs from the real one.
-    noise : float, default=0.05
+    noise : float, default=0.1
         Standard deviation of isotropic Gaussian noise added to every row.
     real_fraction : float, default=0.5
         Share of real rows.
