@@ -376,6 +376,9 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
             collate_fn=_collate,
             pin_memory=device.type == "cuda",
             persistent_workers=False,
+            # Without its own generator a DataLoader draws its worker seed from
+            # torch's global RNG, changing the caller's random state.
+            generator=torch.Generator().manual_seed(0),
         )
         progress = None
         if self.verbose:

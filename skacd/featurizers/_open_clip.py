@@ -3,6 +3,7 @@
 import contextlib
 import logging
 import os
+import warnings
 
 import torch
 
@@ -27,9 +28,13 @@ def _open_clip():
 
 def quantize_linear_int8(module):
     """Dynamic int8 quantisation of the ``nn.Linear`` layers (CPU only)."""
-    return torch.ao.quantization.quantize_dynamic(
-        module, {torch.nn.Linear}, dtype=torch.qint8
-    )
+    with warnings.catch_warnings():
+        # torch.ao.quantization announces its move to torchao; it still works.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        return torch.ao.quantization.quantize_dynamic(
+            module, {torch.nn.Linear}, dtype=torch.qint8
+        )
 
 
 @contextlib.contextmanager
