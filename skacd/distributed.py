@@ -328,7 +328,7 @@ def featurize(
 
         progress = tqdm(total=n, desc="skacd.distributed.featurize", unit="img")
     try:
-        for future in distributed.as_completed(watched):
+        for future in distributed.as_completed(watched, loop=client.loop):
             k = index_of[future.key]
             start, stop = bounds[k]
             if future.status == "error":
