@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from .._compat import Interval, StrOptions, _fit_context, validate_params  # noqa: F401
 from .._torch import resolve_device
 from ..exceptions import ImageLoadError, ImageLoadWarning
-from ._images import describe_item, load_image, read_bytes
+from ._images import describe_item, limit_aspect_ratio, load_image, read_bytes
 
 __all__ = ["BaseFeaturizer", "FeaturizeResult"]
 
@@ -117,7 +117,7 @@ class _ImageDataset(torch.utils.data.Dataset):
             image = load_image(item, index=position)
             if self.image_transform is not None:
                 image = self.image_transform(image)
-            return position, self.preprocess(image), None
+            return position, self.preprocess(limit_aspect_ratio(image)), None
         except ImageLoadError as exc:
             return position, None, exc
         except Exception as exc:  # preprocessing of a decoded image failed
