@@ -308,6 +308,13 @@ def _encoder_identity(estimator):
     return None
 
 
+def _default_file_mode():
+    """``0o666`` less the process umask: the mode ``open()`` would give a new file."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def save(estimator, path):
     """Save a fitted detector to a single, pickle-free file.
 
@@ -382,6 +389,7 @@ def save(estimator, path):
         prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
     )
     try:
+        os.chmod(tmp, _default_file_mode())  # mkstemp makes it private (0600)
         with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
             zf.writestr(
                 zipfile.ZipInfo(_MANIFEST, date_time=(1980, 1, 1, 0, 0, 0)),
