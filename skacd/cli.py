@@ -186,9 +186,12 @@ def _atomic_output(path):
     :func:`os.replace`; on any failure (or Ctrl-C) the temporary file is
     removed and an existing ``path`` is left untouched.
     """
+    from .io import _default_file_mode
+
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
+        os.chmod(tmp, _default_file_mode())  # mkstemp makes it private (0600)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             yield fh
             fh.flush()

@@ -1,0 +1,325 @@
+"""The skacd command line: fit -> predict round trip, bad input, exit codes, resume."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import skacd.featurizers._base as featurizer_base
+from skacd import CLIPFeaturizer, TimmFeaturizer
+from skacd.cli import encoder_spec, main, make_featurizer
+from skacd.io import load, read_manifest
+
+TINY = "clip:skacd-tiny-ViT:none"  # random weights: for tests only
+
+
+def smooth(rng, size=40):
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    channels = [128 + 100 * np.sin(3 * (a * xx + b * yy) + c)
+                for a, b, c in rng.uniform(-1, 1, (3, 3))]
+    return np.clip(np.stack(channels, -1) + rng.normal(0, 4, (size, size, 3)), 0, 255)
+
+
+def patterned(rng, size=40):
+    yy, xx = np.mgrid[0:size, 0:size]
+    period = rng.integers(2, 5)
+    checker = ((xx // period + yy // period) % 2) * 90
+    return np.clip(rng.uniform(40, 160, 3) + checker[..., None]
+                   + rng.normal(0, 4, (size, size, 3)), 0, 255)
+
+
+def write_folder(root, n_per_class, seed, group="g0"):
+    """``<root>/<group>/{0_real,1_fake}/*.png``: smooth reals, patterned fakes."""
+    rng = np.random.default_rng(seed)
+    paths = []
+    for folder, make in (("0_real", smooth), ("1_fake", patterned)):
+        directory = Path(root) / group / folder
+        directory.mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            path = directory / f"{i:03d}.png"
+            Image.fromarray(make(rng).astype(np.uint8)).save(path)
+            paths.append(str(path))
+    return paths
+
+
+FIT_FAST = ["--encoder", TINY, "--max-epochs", "5", "--cv", "2", "--num-workers", "0",
+            "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """A detector fitted by ``skacd fit`` on 12 + 12 images, and 4 + 4 new images."""
+    root = tmp_path_factory.mktemp("cli")
+    write_folder(root / "train", 12, seed=0)
+    new = write_folder(root / "new", 4, seed=1, group="other")
+    detector = root / "detector.skacd"
+    assert main(["fit", "--data", str(root / "train"), *FIT_FAST, "-o", str(detector)]) == 0
+    return root, detector, new
+
+
+def read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# -- round trip ------------------------------------------------------------------
+
+
+def test_fit_predict_round_trip_matches_python_api(fitted, tmp_path, capsys):
+    root, detector, new = fitted
+    out = tmp_path / "predictions.csv"
+    assert main(["predict", str(detector), str(root / "new"), "--output", str(out),
+                 "--quiet", "--num-workers", "0"]) == 0
+    rows = read_csv(out)
+    assert [r["path"] for r in rows] == new  # recursive, sorted
+    assert list(rows[0]) == ["path", "prob_fake", "label", "encoder", "error"]
+
+    pipe = load(detector)
+    expected = pipe.predict_proba(new)[:, 1]
+    np.testing.assert_array_equal([float(r["prob_fake"]) for r in rows], expected)
+    labels = ["fake" if p == 1 else "real" for p in pipe.predict(new)]
+    assert [r["label"] for r in rows] == labels
+    assert {r["encoder"] for r in rows} == {TINY}
+    assert all(r["error"] == "" for r in rows)
+    summary = capsys.readouterr().err.strip().splitlines()[-1]
+    assert summary.startswith("skacd predict: 8 images scored (")
+    assert "0 skipped" in summary and f"wrote {out}" in summary
+
+    # The detector learned something: the two made-up distributions separate.
+    assert expected[4:].mean() > expected[:4].mean()
+    manifest = read_manifest(detector)
+    assert manifest["encoder"]["model_name"] == "skacd-tiny-ViT"
+    assert [n for n, _ in pipe.steps] == ["clipfeaturizer", "attributionspace",
+                                          "attributionclassifier"]
+    assert pipe[1].max_epochs == pipe[2].max_epochs == 5 and pipe[1].cv == 2
+    assert pipe[1].random_state == 0 and pipe[0].verbose == 0
+
+
+def test_predict_jsonl_and_stdout(fitted, tmp_path, capsys):
+    root, detector, new = fitted
+    out = tmp_path / "p.jsonl"
+    assert main(["predict", str(detector), new[0], new[5], "-o", str(out), "-q"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["path"] for r in records] == [new[0], new[5]]
+    assert set(records[0]) == {"path", "prob_fake", "label", "encoder", "error"}
+    capsys.readouterr()
+    assert main(["predict", str(detector), new[0], new[5], "-q"]) == 0
+    stdout = capsys.readouterr().out
+    rows = list(csv.DictReader(io.StringIO(stdout)))
+    assert [float(r["prob_fake"]) for r in rows] == [r["prob_fake"] for r in records]
+    assert main(["predict", str(detector), new[0], "-q", "--format", "jsonl"]) == 0
+    assert json.loads(capsys.readouterr().out)["path"] == new[0]
+
+
+# -- bad input ----------------------------------------------------------------------
+
+
+def test_skip_errors_lists_bad_images(fitted, tmp_path, capsys):
+    root, detector, new = fitted
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    good = folder / "good.png"
+    Image.open(new[0]).save(good)
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.jpg").write_text("not an image")
+    (folder / "readme.txt").write_text("ignored: not an image extension")
+    missing = str(tmp_path / "missing.png")
+    out = tmp_path / "out.csv"
+    assert main(["predict", str(detector), str(folder), missing, "--skip-errors", "-q",
+                 "-o", str(out)]) == 0
+    rows = {Path(r["path"]).name: r for r in read_csv(out)}
+    assert set(rows) == {"empty.png", "good.png", "notes.jpg", "missing.png"}
+    assert rows["empty.png"]["error"] == "the file is empty (0 bytes)"
+    assert rows["notes.jpg"]["error"] == "not a recognised image format"
+    assert rows["missing.png"]["error"] == "no such file"
+    for name in ("empty.png", "notes.jpg", "missing.png"):
+        assert rows[name]["prob_fake"] == "" and rows[name]["label"] == ""
+    assert rows["good.png"]["error"] == "" and 0 <= float(rows["good.png"]["prob_fake"]) <= 1
+    err = capsys.readouterr().err
+    assert f"skacd predict: skipped {missing}: no such file" in err
+    assert "1 images scored" in err and "3 skipped" in err
+
+
+def test_bad_image_without_skip_errors_fails_naming_it(fitted, tmp_path, capsys):
+    root, detector, new = fitted
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    out = tmp_path / "out.csv"
+    assert main(["predict", str(detector), new[0], str(bad), "-q", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"skacd predict: error: Cannot load image '{bad}': corrupt or truncated image" in err
+    assert "--skip-errors" in err
+    assert not out.exists()
+    assert sorted(os.listdir(tmp_path)) == ["broken.jpg"]
+
+
+def test_fit_skip_errors(tmp_path, capsys):
+    write_folder(tmp_path / "data", 6, seed=2)
+    (tmp_path / "data" / "g0" / "1_fake" / "zz_bad.png").write_bytes(b"")
+    out = tmp_path / "d.skacd"
+    args = ["fit", "--data", str(tmp_path / "data"), *FIT_FAST, "-o", str(out)]
+    assert main(args) == 1
+    assert "zz_bad.png': the file is empty (0 bytes)" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(args + ["--skip-errors"]) == 0
+    err = capsys.readouterr().err
+    assert "zz_bad.png: the file is empty (0 bytes)" in err
+    assert "12 images used (0 from cache), 1 skipped" in err
+    assert load(out)[2].n_features_in_ == 32
+
+
+# -- resumable runs, atomic output ----------------------------------------------------
+
+
+def test_interrupted_predict_writes_nothing_and_resumes(fitted, tmp_path, monkeypatch, capsys):
+    root, detector, new = fitted
+    out = tmp_path / "out.csv"
+    out.write_text("previous results\n")
+    cache = tmp_path / "cache"
+    args = ["predict", str(detector), str(root / "new"), "-o", str(out), "-q",
+            "--cache", str(cache), "--batch-size", "3", "--num-workers", "0"]
+    real_load_image = featurizer_base.load_image
+    calls = []
+
+    def ctrl_c_after_five(item, *a, **k):
+        calls.append(item)
+        if len(calls) > 5:
+            raise KeyboardInterrupt
+        return real_load_image(item, *a, **k)
+
+    monkeypatch.setattr(featurizer_base, "load_image", ctrl_c_after_five)
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; no output was written" in err and f"--cache {cache}" in err
+    assert out.read_text() == "previous results\n"
+    assert sorted(os.listdir(tmp_path)) == ["cache", "out.csv"]  # no temporary file
+
+    monkeypatch.setattr(featurizer_base, "load_image", real_load_image)
+    assert main(args) == 0
+    assert "3 from cache" in capsys.readouterr().err  # the one complete batch of 3
+    resumed = read_csv(out)
+    uncached = tmp_path / "uncached.csv"
+    assert main(["predict", str(detector), str(root / "new"), "-o", str(uncached), "-q",
+                 "--batch-size", "3", "--num-workers", "0"]) == 0
+    assert resumed == read_csv(uncached)  # same batches: identical to the last digit
+
+
+# -- exit codes, help, other commands --------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [
+    [],
+    ["frobnicate"],
+    ["fit", "--data", "x"],  # no -o
+    ["fit", "--data", "x", "-o", "d.skacd", "--encoder", "resnet"],
+    ["fit", "--data", "x", "-o", "d.skacd", "--max-epochs", "0"],
+    ["predict", "d.skacd"],
+    ["predict", "d.skacd", "x.png", "--format", "xml"],
+    ["predict", "d.skacd", "x.png", "--batch-size", "many"],
+])
+def test_usage_errors_exit_2(args, capsys):
+    assert main(args) == 2
+    assert "usage: skacd" in capsys.readouterr().err
+
+
+def test_output_extension_is_a_usage_error(fitted, tmp_path, capsys):
+    root, detector, new = fitted
+    assert main(["predict", str(detector), new[0], "-o", str(tmp_path / "p.txt")]) == 2
+    assert "cannot tell the output format of" in capsys.readouterr().err
+    assert main(["predict", str(detector), new[0], "-o", str(tmp_path / "no" / "p.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_runtime_failures_exit_1(tmp_path, capsys):
+    assert main(["fit", "--data", str(tmp_path / "nowhere"), "-o", str(tmp_path / "d.skacd"),
+                 "--encoder", TINY]) == 1
+    assert "skacd fit: error: Image folder" in capsys.readouterr().err
+    evil = tmp_path / "evil.skacd"
+    evil.write_bytes(b"\x80\x04\x95 a pickle")
+    assert main(["predict", str(evil), str(tmp_path)]) == 1
+    assert "looks like a Python pickle" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "none.skacd"), str(tmp_path)]) == 1
+    assert "No such detector file" in capsys.readouterr().err
+
+
+def test_empty_folder_is_an_error(fitted, tmp_path, capsys):
+    root, detector, new = fitted
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(detector), str(tmp_path / "empty"), "-q"]) == 1
+    assert "no images found in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["fit", "predict", "evaluate", "demo", "info"])
+def test_every_subcommand_has_help(command, capsys):
+    assert main([command, "--help"]) == 0
+    assert capsys.readouterr().out.startswith(f"usage: skacd {command}")
+
+
+def test_python_dash_m_skacd():
+    """The two slow ones: a real subprocess, as a user runs it."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    done = subprocess.run([sys.executable, "-m", "skacd", "--help"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for command in ("fit", "predict", "evaluate", "demo", "info"):
+        assert command in done.stdout
+    done = subprocess.run([sys.executable, "-m", "skacd", "predict", "--bogus"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2
+    assert "unrecognized arguments: --bogus" in done.stderr or "required" in done.stderr
+
+
+def test_info(capsys):
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["versions"]["torch"] and info["detector_format_version"] == 1
+    assert set(info["extras"]) == {"plot", "umap", "dask", "docs", "dev"}
+    assert set(info["efficientnet_lite_weights"]) == {"efficientnet_lite0", "efficientnet_lite2"}
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("skacd ") and "device: " in out and "efficientnet_lite2 weights" in out
+
+
+def test_demo_delegates(monkeypatch, capsys):
+    import skacd._demo
+
+    calls = []
+    monkeypatch.setattr(skacd._demo, "run_demo", lambda **kw: calls.append(kw))
+    assert main(["demo"]) == 0
+    assert main(["demo", "--data", "somewhere", "--encoder", "efficientnet_lite0", "-q",
+                 "--seed", "3"]) == 0
+    assert calls == [
+        {"data": None, "verbose": 1, "random_state": 0},
+        {"data": "somewhere", "verbose": 0, "random_state": 3, "encoder": "efficientnet_lite0"},
+    ]
+
+
+def test_evaluate_is_wired(capsys):
+    assert main(["evaluate", "--help"]) == 0
+    assert "--train" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("spec, cls, params", [
+    ("efficientnet_lite2", TimmFeaturizer, {"model_name": "efficientnet_lite2"}),
+    ("efficientnet_lite0", TimmFeaturizer, {"model_name": "efficientnet_lite0"}),
+    ("clip:ViT-L-14", CLIPFeaturizer, {"model_name": "ViT-L-14", "pretrained": "openai"}),
+    ("clip:ViT-B-32:laion2b_s34b_b79k", CLIPFeaturizer, {"pretrained": "laion2b_s34b_b79k"}),
+    ("clip:ViT-L-14:/m/w.safetensors", CLIPFeaturizer, {"pretrained": "/m/w.safetensors"}),
+    (TINY, CLIPFeaturizer, {"model_name": "skacd-tiny-ViT", "pretrained": None}),
+    ("timm:resnet18:/m/r.pth", TimmFeaturizer, {"checkpoint_path": "/m/r.pth"}),
+    ("timm:resnet18:none", TimmFeaturizer, {"pretrained": False}),
+])
+def test_encoder_specs(spec, cls, params):
+    featurizer = make_featurizer(spec, device="cpu")
+    assert type(featurizer) is cls and featurizer.device == "cpu"
+    for key, value in params.items():
+        assert featurizer.get_params()[key] == value
+    assert make_featurizer(encoder_spec(featurizer)).get_params() == make_featurizer(
+        spec).get_params()
