@@ -120,7 +120,7 @@ class AttributionSpace(
         The device actually used.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` had string column names.
     n_source_samples_ : int
         Rows the autoencoder was fitted on.

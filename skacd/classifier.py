@@ -90,7 +90,7 @@ class AttributionClassifier(TorchModuleStateMixin, ClassifierMixin, BaseEstimato
         The device used.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` had string column names.
     loss_curve_ : list of float
         BCE per epoch.
