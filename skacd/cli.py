@@ -253,10 +253,13 @@ def _walk_images(folder, images, walk_errors):
 
 def _collect_inputs(paths):
     """``(items, early_errors)``: image paths to score, and folders that failed."""
-    items, walk_errors = [], []
+    items, walk_errors, empty = [], [], []
     for path in paths:
         if os.path.isdir(path):
+            before = len(items)
             _walk_images(path, items, walk_errors)
+            if len(items) == before:
+                empty.append(path)
         else:
             items.append(path)  # a missing or bad file is reported by the featurizer
     early = []
@@ -267,6 +270,8 @@ def _collect_inputs(paths):
             else f"cannot list the folder ({exc.strerror or exc})"
         )
         early.append((os.fspath(where), reason))
+    for folder in empty:
+        early.append((os.fspath(folder), "the folder holds no image files (" + _EXTENSIONS + ")"))
     return items, early
 
 
@@ -307,6 +312,7 @@ def _fake_column(classes):
 
 
 FIELDS = ("path", "prob_fake", "label", "encoder", "error")
+_EXTENSIONS = ".jpg, .jpeg, .png, .bmp, .webp, .gif, .tif, .tiff"
 
 
 def _write_rows(fh, rows, fmt):
@@ -418,17 +424,16 @@ def _cmd_predict(args):
     encoder = encoder_spec(featurizer)
 
     items, early_errors = _collect_inputs(args.paths)
-    if early_errors and not args.skip_errors:
-        where, reason = early_errors[0]
-        raise OSError(f"Cannot read {where!r}: {reason}")
-    if not items and not early_errors:
+    if not items:
         raise FileNotFoundError(
             "no images found in " + ", ".join(repr(p) for p in args.paths)
-            + " (looked for files ending in .jpg, .jpeg, .png, .bmp, .webp, .gif, "
-            ".tif, .tiff)."
+            + f" (looked for files ending in {_EXTENSIONS})."
         )
-    result = featurizer.featurize(items) if items else None
-    errors = {} if result is None else result.errors
+    if early_errors and not args.skip_errors:
+        where, reason = early_errors[0]
+        raise OSError(f"Cannot read {where!r}: {reason}; use --skip-errors to go on without it")
+    result = featurizer.featurize(items)
+    errors = result.errors
     ok = [i for i in range(len(items)) if i not in errors]
     proba = labels = None
     if ok:
@@ -465,7 +470,7 @@ def _cmd_predict(args):
     skipped = [(r["path"], r["error"]) for r in rows if r["error"] is not None]
     _list_skipped(skipped, f"{PROG} predict")
     n_fake = sum(1 for r in rows if r["label"] == "fake")
-    n_cached = 0 if result is None else result.n_cached
+    n_cached = result.n_cached
     _err(
         f"{PROG} predict: {len(ok)} images scored ({n_fake} fake, {len(ok) - n_fake} "
         f"real; {n_cached} from cache), {len(skipped)} skipped, "

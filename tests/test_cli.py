@@ -249,11 +249,40 @@ def test_runtime_failures_exit_1(tmp_path, capsys):
     assert "No such detector file" in capsys.readouterr().err
 
 
-def test_empty_folder_is_an_error(fitted, tmp_path, capsys):
+def test_empty_and_unreadable_folders_are_reported(fitted, tmp_path, monkeypatch, capsys):
     root, detector, new = fitted
     (tmp_path / "empty").mkdir()
     assert main(["predict", str(detector), str(tmp_path / "empty"), "-q"]) == 1
     assert "no images found in" in capsys.readouterr().err
+
+    args = ["predict", str(detector), new[0], str(tmp_path / "empty"), "-q"]
+    assert main(args) == 1
+    assert (f"Cannot read '{tmp_path / 'empty'}': the folder holds no image files"
+            in capsys.readouterr().err)
+    assert main(args + ["--skip-errors"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows[1]["path"] == str(tmp_path / "empty")
+    assert rows[1]["error"].startswith("the folder holds no image files (.jpg, ")
+
+    # An unreadable sub-folder (simulated: the tests may run as root).
+    locked = tmp_path / "photos" / "locked"
+    locked.mkdir(parents=True)
+    Image.open(new[0]).save(tmp_path / "photos" / "a.png")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    args = ["predict", str(detector), str(tmp_path / "photos"), "-q"]
+    assert main(args) == 1
+    assert f"Cannot read '{locked}': permission denied" in capsys.readouterr().err
+    assert main(args + ["--skip-errors"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(Path(r["path"]).name, r["error"]) for r in rows] == [
+        ("a.png", ""), ("locked", "permission denied (cannot list the folder)")]
 
 
 @pytest.mark.parametrize("command", ["fit", "predict", "evaluate", "demo", "info"])

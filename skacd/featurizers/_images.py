@@ -82,7 +82,8 @@ def _open_bytes(data, source):
         raise ImageLoadError(
             source,
             f"the image is larger than Pillow's safety limit "
-            f"(Image.MAX_IMAGE_PIXELS={Image.MAX_IMAGE_PIXELS}): {exc}",
+            f"(Image.MAX_IMAGE_PIXELS={Image.MAX_IMAGE_PIXELS}; raise it if you "
+            f"trust the file): {exc}",
         ) from None
     except UnidentifiedImageError:
         raise ImageLoadError(source, "not a recognised image format") from None
