@@ -435,13 +435,14 @@ def _cmd_predict(args):
     result = featurizer.featurize(items)
     errors = result.errors
     ok = [i for i in range(len(items)) if i not in errors]
+    classes = [c.item() if hasattr(c, "item") else c for c in head.classes_]
+    names = dict(zip(classes, _label_names(classes)))
+    fake_name = names[classes[_fake_column(classes)]]
+    other_name = "/".join(n for n in names.values() if n != fake_name) or "other"
     proba = labels = None
     if ok:
         features = result.features[ok]
-        classes = head.classes_
         proba = head.predict_proba(features)[:, _fake_column(classes)]
-        names = dict(zip([c.item() if hasattr(c, "item") else c for c in classes],
-                         _label_names(classes)))
         labels = [names[c.item() if hasattr(c, "item") else c] for c in head.predict(features)]
 
     rows, scored = [], dict(zip(ok, range(len(ok))))
@@ -469,11 +470,11 @@ def _cmd_predict(args):
 
     skipped = [(r["path"], r["error"]) for r in rows if r["error"] is not None]
     _list_skipped(skipped, f"{PROG} predict")
-    n_fake = sum(1 for r in rows if r["label"] == "fake")
+    n_fake = sum(1 for r in rows if r["label"] == fake_name)
     n_cached = result.n_cached
     _err(
-        f"{PROG} predict: {len(ok)} images scored ({n_fake} fake, {len(ok) - n_fake} "
-        f"real; {n_cached} from cache), {len(skipped)} skipped, "
+        f"{PROG} predict: {len(ok)} images scored ({n_fake} {fake_name}, "
+        f"{len(ok) - n_fake} {other_name}; {n_cached} from cache), {len(skipped)} skipped, "
         f"{time.perf_counter() - started:.1f} s"
         + ("" if args.output is None else f"; wrote {args.output}")
     )
