@@ -716,6 +716,7 @@ def cross_generator_benchmark(
     device="auto",
     batch_size=32,
     num_workers="auto",
+    torch_threads=None,
     verbose=1,
 ):
     """Train on one source, test on every group of the test roots, side by side.
@@ -764,6 +765,10 @@ def cross_generator_benchmark(
         Featurizer batch size (for a featurizer built from a string).
     num_workers : int or "auto", default="auto"
         Featurizer DataLoader workers (for a featurizer built from a string).
+    torch_threads : int or None, default=None
+        ``torch.set_num_threads`` for the run (restored afterwards); None
+        keeps the current setting. On a shared, loaded machine 1 avoids
+        oversubscription, which slows the small torch fits many-fold.
     verbose : int, default=1
         Print progress to stderr when positive.
 
@@ -811,12 +816,34 @@ def cross_generator_benchmark(
     ...                 tmp / split / cls / f"{i}.png")
     >>> result = cross_generator_benchmark(
     ...     tmp / "train", tmp / "test", encoder="clip:skacd-tiny-ViT:none",
-    ...     seeds=[0], cache=None, max_epochs=5, num_workers=0, verbose=0)
+    ...     seeds=[0], cache=None, max_epochs=5, num_workers=0, torch_threads=1,
+    ...     verbose=0)
     >>> result
     <CrossGeneratorResult: 4 methods x 1 groups x 1 seeds, 0 sweep records>
     >>> sorted(result.summary["linear_probe"])
     ['gan', 'mean']
     """
+    import torch
+
+    previous_threads = torch.get_num_threads()
+    if torch_threads is not None:
+        if int(torch_threads) < 1:
+            raise ValueError(f"torch_threads must be >= 1; got {torch_threads!r}.")
+        torch.set_num_threads(int(torch_threads))
+    try:
+        return _benchmark(
+            train, test, encoder=encoder, seeds=seeds, methods=methods, cache=cache,
+            jpeg_qualities=jpeg_qualities, blur_sigmas=blur_sigmas,
+            train_sizes=train_sizes, max_epochs=max_epochs, device=device,
+            batch_size=batch_size, num_workers=num_workers, verbose=verbose,
+        )
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
+               blur_sigmas, train_sizes, max_epochs, device, batch_size,
+               num_workers, verbose):
     from .cache import FeatureCache
     from .datasets import load_image_folder
 
@@ -829,6 +856,9 @@ def cross_generator_benchmark(
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed.")
+    train_sizes = [int(n) for n in train_sizes]
+    if any(n < 1 for n in train_sizes):
+        raise ValueError(f"train_sizes must be positive ints; got {train_sizes}.")
     train_roots = list(train) if isinstance(train, (list, tuple)) else [train]
     test_roots = list(test) if isinstance(test, (list, tuple)) else [test]
     train_roots = [os.fspath(r) for r in train_roots]
@@ -954,7 +984,7 @@ def cross_generator_benchmark(
     size_log = []
     if train_sizes:
         log("training-set-size curve:")
-    for n in [int(n) for n in train_sizes]:
+    for n in train_sizes:
         for seed in seeds:
             rows = _subsample(y_train, n, seed)
             n_real = int(np.sum(y_train[rows] == 0))
@@ -1132,6 +1162,11 @@ def add_evaluate_arguments(parser, *, defaults=None):
         "--batch-size", type=int, default=32, help="featurizer batch size (default 32)"
     )
     parser.add_argument(
+        "--torch-threads", type=int, default=None, metavar="N",
+        help="torch.set_num_threads for the run (default: torch's own); 1 helps "
+        "on a loaded, shared machine",
+    )
+    parser.add_argument(
         "--num-workers", default="auto",
         help="featurizer DataLoader workers: an int or auto (default)",
     )
@@ -1198,6 +1233,7 @@ def run_evaluate(args):
             device=args.device,
             batch_size=args.batch_size,
             num_workers=num_workers,
+            torch_threads=args.torch_threads,
             verbose=0 if args.quiet else 1,
         )
     except (FileNotFoundError, ValueError, ImportError, WeightsUnavailableError) as exc:
