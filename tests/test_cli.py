@@ -164,7 +164,8 @@ def test_fit_skip_errors(tmp_path, capsys):
     write_folder(tmp_path / "data", 6, seed=2)
     (tmp_path / "data" / "g0" / "1_fake" / "zz_bad.png").write_bytes(b"")
     out = tmp_path / "d.skacd"
-    args = ["fit", "--data", str(tmp_path / "data"), *FIT_FAST, "-o", str(out)]
+    args = ["fit", "--data", str(tmp_path / "data"), *FIT_FAST, "-o", str(out),
+            "--cv", "0", "--max-epochs", "2"]
     assert main(args) == 1
     assert "zz_bad.png': the file is empty (0 bytes)" in capsys.readouterr().err
     assert not out.exists()
@@ -172,7 +173,7 @@ def test_fit_skip_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "zz_bad.png: the file is empty (0 bytes)" in err
     assert "12 images used (0 from cache), 1 skipped" in err
-    assert load(out)[2].n_features_in_ == 32
+    assert load(out)[2].n_features_in_ == 32 and load(out)[1].cv is None
 
 
 # -- resumable runs, atomic output ----------------------------------------------------
