@@ -221,7 +221,7 @@ def _fake_scores(name, model, X):
     return model.predict_proba(X)[:, 1], True
 
 
-def _report(name, model, X, y, groups):
+def _report(name, model, X, y, groups, keep_scores=False):
     """Per-group metrics of one fitted method as a plain dict."""
     from .metrics import detection_report
 
@@ -232,6 +232,8 @@ def _report(name, model, X, y, groups):
             for key in ("acc", "real_acc", "fake_acc", "f1"):
                 row[key] = None
         report["threshold"] = None
+    if keep_scores:
+        return report, [round(float(v), 6) for v in scores]
     return report
 
 
@@ -336,9 +338,11 @@ class CrossGeneratorResult:
         computed and the seconds; ``"clean"``/``"perturbed"``: their totals.
     runs : list of dict
         One per (seed, method) on the clean test set: ``"seed"``,
-        ``"method"``, ``"fit_seconds"``, ``"warnings"`` and ``"report"``
+        ``"method"``, ``"fit_seconds"``, ``"warnings"``, ``"report"``
         (:meth:`skacd.metrics.DetectionReport.to_dict`: per group, the
-        unweighted ``mean`` over groups and the ``pooled`` row).
+        unweighted ``mean`` over groups and the ``pooled`` row) and
+        ``"scores"`` (the fake score of every test image, in the order of
+        ``config["data"]["test_paths"]``, for paired comparisons).
     summary : dict
         ``summary[method][group][metric]`` is ``{"mean", "std", "n"}`` over
         seeds, for every test group and for ``"mean"`` (the mean over
@@ -623,8 +627,6 @@ def _machine():
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
-    if hasattr(os, "getloadavg"):
-        machine["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
     return machine
 
 
@@ -849,6 +851,9 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
 
     run_start = time.perf_counter()
     started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    load_start = (
+        [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    )
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (
         lambda msg: None
     )
@@ -964,7 +969,9 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
         )
         fit_seconds += sum(seconds.values())
         for name in methods:
-            report = _report(name, models[name], X_test, y_test, g_test)
+            report, scores = _report(
+                name, models[name], X_test, y_test, g_test, keep_scores=True
+            )
             runs.append(
                 {
                     "seed": seed,
@@ -972,6 +979,7 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
                     "fit_seconds": seconds[name],
                     "warnings": caught[name],
                     "report": report,
+                    "scores": scores,
                 }
             )
             for param, value, X_p in test_sets:
@@ -1026,6 +1034,7 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
         if k not in ("cache", "image_transform")
     }
     machine = _machine()
+    machine["load_average_start"] = load_start
     if hasattr(os, "getloadavg"):
         machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     config = {
@@ -1046,6 +1055,8 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
             "n_train_fake": int(np.sum(y_train == 1)),
             "n_test": int(y_test.size),
             "test_groups": test_groups,
+            "test_paths": [str(p) for p in test_data.paths],
+            "test_target": y_test.tolist(),
             "test_group_counts": {
                 g: {
                     "real": int(np.sum((g_test == g) & (y_test == 0))),

@@ -154,7 +154,11 @@ def test_json_is_valid_and_complete(runs, tmp_path):
     # every per-seed number is there
     assert len(payload["runs"]) == len(SEEDS) * len(METHODS)
     run = payload["runs"][0]
-    assert set(run) == {"seed", "method", "fit_seconds", "warnings", "report"}
+    assert set(run) == {"seed", "method", "fit_seconds", "warnings", "report", "scores"}
+    assert len(run["scores"]) == len(cfg["data"]["test_paths"]) == 30
+    assert cfg["data"]["test_target"].count(1) == 15
+    load = cfg["machine"]["load_average_start"]
+    assert load is None or len(load) == 3
 
     paths = result.write(tmp_path / "out", "bench")
     assert json.loads((tmp_path / "out" / "bench.json").read_text()) == payload
