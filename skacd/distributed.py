@@ -86,7 +86,7 @@ def _worker_stats():
 def _featurize_chunk(featurizer, items):
     """Embed one chunk on a worker; the encoder is loaded once per process.
 
-    ``featurizer`` is the scattered clone (``num_workers=0``, ``verbose=0``,
+    ``featurizer`` is the clone sent once to the cluster (``num_workers=0``, ``verbose=0``,
     ``on_error="skip"``). Its encoder lives in the featurizers' module-level
     cache, so every chunk that lands in this process reuses it.
     """
@@ -97,6 +97,12 @@ def _featurize_chunk(featurizer, items):
         encoder = featurizer._get_encoder()
         if id(encoder) not in loaded_before:
             _WORKER_STATS["encoder_loads"] += 1
+    # Arrays arrive read-only from Dask's deserialisation; torch warns on those.
+    items = [
+        np.array(item) if isinstance(item, np.ndarray) and not item.flags.writeable
+        else item
+        for item in items
+    ]
     result = featurizer.featurize(items)
     _WORKER_STATS["chunks"] += 1
     return {
@@ -118,6 +124,20 @@ def _chunk_meta(result):
 
 def _chunk_features(result):
     return result["features"]
+
+
+def _identity(obj):
+    return obj
+
+
+def _keep_featurizer(block, featurizer):
+    """Return ``block``; the Dask array's graph holds the featurizer this way.
+
+    A block lost with its worker is recomputed from its chunk task, which
+    needs the featurizer: the array keeps it in the workers' memory for as
+    long as the array lives, rather than having it recomputed.
+    """
+    return block
 
 
 def _embed_dim(featurizer):
@@ -174,7 +194,7 @@ def featurize(
 
     The images are split into chunks of ``chunk_size``; each chunk is
     featurized on a Dask worker by a copy of ``featurizer``. The featurizer
-    (its parameters, never its weights) is scattered to the workers once;
+    (its parameters, never its weights) is sent to the cluster once;
     each worker process loads the encoder on its first chunk and reuses it
     for every later chunk, as one process reuses it across calls.
     ``device="auto"`` is resolved on each worker, so a worker with a GPU
@@ -298,7 +318,13 @@ def featurize(
     bounds = [(start, min(start + chunk_size, n)) for start in range(0, n, chunk_size)]
 
     run_id = uuid.uuid4().hex[:8]
-    remote = client.scatter(worker_featurizer, broadcast=True, hash=False)
+    # The featurizer goes to the cluster once, as the result of a task rather
+    # than scattered data: workers fetch it from each other, and the scheduler
+    # can recompute it if every worker holding it dies (scattered data would
+    # be lost for good, and with it every chunk that needs it again).
+    remote = client.submit(
+        _identity, worker_featurizer, key=f"skacd-featurizer-{run_id}", pure=False
+    )
     results, metas = [], []
     for k, (start, stop) in enumerate(bounds):
         result = client.submit(
@@ -386,6 +412,7 @@ def featurize(
 
     if return_dask:
         da = _import_dask_array()
+        from dask import delayed
         parts = []
         for k, (start, stop) in enumerate(bounds):
             if blocks[k] is None:
@@ -393,8 +420,9 @@ def featurize(
                     da.full((stop - start, n_features), np.nan, dtype=np.float32)
                 )
             else:
+                block = delayed(_keep_featurizer, pure=True)(blocks[k], remote)
                 parts.append(
-                    da.from_delayed(blocks[k], (stop - start, n_features), np.float32)
+                    da.from_delayed(block, (stop - start, n_features), np.float32)
                 )
         if parts:
             out = da.concatenate(parts, axis=0)

@@ -4,14 +4,17 @@ One cluster for the whole module (starting one costs seconds). The featurizer
 is the tiny random open_clip model; the images are small PNGs made here.
 """
 
+import contextlib
 import logging
 import os
 import sys
+import time
 import warnings
 
 import joblib
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_array_equal
 from PIL import Image
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validate
@@ -170,6 +173,70 @@ def test_bitwise_equal_to_one_process_whatever_the_chunk_size(
         assert s["encoder_loads"] == (1 if s["chunks"] else 0), stats
 
 
+# -- model selection under joblib's Dask backend ---------------------------------
+
+
+def _search():
+    pipeline = make_pipeline(
+        AttributionSpace(
+            latent_dim=4, hidden_layer_sizes=(16,), max_epochs=15, cv=2,
+            device="cpu", random_state=0,
+        ),
+        AttributionClassifier(
+            hidden_layer_sizes=(8,), max_epochs=40, learning_rate=1e-2,
+            device="cpu", random_state=0,
+        ),
+    )
+    grid = {
+        "attributionspace__latent_dim": [2, 8],
+        "attributionclassifier__hidden_layer_sizes": [(), (8,)],
+    }
+    return GridSearchCV(
+        pipeline, grid, cv=StratifiedKFold(3), scoring="roc_auc", n_jobs=-1,
+        refit=False,
+    )
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Fit locally on one thread, as the workers do (faster on a loaded machine)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_grid_search_under_dask_selects_what_local_selects(client):
+    X, y = make_generator_manifolds(
+        n_samples=150, n_features=12, generator_shift=0.15, noise=0.3, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning at max_epochs
+        with client.as_current(), joblib.parallel_backend("dask"):
+            remote = _search().fit(X, y)
+            cv_remote = cross_validate(
+                _search().estimator, X, y, cv=3, return_estimator=True
+            )
+        with one_torch_thread():
+            local = _search().fit(X, y)
+            cv_local = cross_validate(
+                _search().estimator, X, y, cv=3, return_estimator=True
+            )
+
+    assert remote.best_params_ == local.best_params_
+    for key in ("mean_test_score", "split0_test_score", "rank_test_score"):
+        assert_array_equal(remote.cv_results_[key], local.cv_results_[key])
+    # Estimators fitted in worker processes come back with their torch state.
+    for est_remote, est_local in zip(cv_remote["estimator"], cv_local["estimator"]):
+        assert_array_equal(est_remote.decision_function(X), est_local.decision_function(X))
+    assert_array_equal(cv_remote["test_score"], cv_local["test_score"])
+
+
+# -- the cache, bad inputs, lost workers, failing chunks ------------------------
+
+
 def test_feature_cache_is_shared_by_the_workers(client, images, reference, tmp_path):
     cache = tmp_path / "cache"
     first = skacd_distributed.featurize(
@@ -225,6 +292,27 @@ def test_worker_killed_mid_run_still_gives_complete_ordered_results(
     client.wait_for_workers(2, timeout=60)
 
 
+def test_dask_output_survives_losing_a_worker(client, images, reference):
+    lazy = skacd_distributed.featurize(
+        tiny(), images, client, chunk_size=BATCH, return_dask=True, verbose=0
+    )
+    holders = {addr for addrs in client.who_has().values() for addr in addrs}
+    victim = sorted(holders)[0]
+    try:
+        client.run(os._exit, 1, workers=[victim])
+    except Exception:  # the worker dies before it can answer
+        pass
+    deadline = time.monotonic() + 60
+    while victim in client.scheduler_info()["workers"]:
+        assert time.monotonic() < deadline, "the killed worker is still listed"
+        time.sleep(0.2)
+    # Its blocks are recomputed from their chunk tasks (the array keeps the
+    # scattered featurizer alive for that).
+    with client.as_current():
+        assert_array_equal(lazy.compute(), reference)
+    client.wait_for_workers(2, timeout=60)
+
+
 def test_failing_chunk_is_retried_then_reported(client, tmp_path, reference, images):
     names = [f"{i:03d}.png" for i in range(12)]
     names[5] = "poison.png"  # chunk 1 always fails
@@ -255,49 +343,3 @@ def test_failing_chunk_is_retried_then_reported(client, tmp_path, reference, ima
     with pytest.raises(RuntimeError, match=r"(?s)Chunk 1 \(inputs 4 to 7.*poison\.png"):
         skacd_distributed.featurize(flaky, paths, client, chunk_size=BATCH,
                                     retries=0, verbose=0)
-
-
-# -- model selection under joblib's Dask backend ---------------------------------
-
-
-def _search():
-    pipeline = make_pipeline(
-        AttributionSpace(
-            latent_dim=4, hidden_layer_sizes=(16,), max_epochs=15, cv=2,
-            device="cpu", random_state=0,
-        ),
-        AttributionClassifier(
-            hidden_layer_sizes=(8,), max_epochs=40, learning_rate=1e-2,
-            device="cpu", random_state=0,
-        ),
-    )
-    grid = {
-        "attributionspace__latent_dim": [2, 8],
-        "attributionclassifier__hidden_layer_sizes": [(), (8,)],
-    }
-    return GridSearchCV(
-        pipeline, grid, cv=StratifiedKFold(3), scoring="roc_auc", n_jobs=-1
-    )
-
-
-def test_grid_search_under_dask_selects_what_local_selects(client):
-    X, y = make_generator_manifolds(
-        n_samples=150, n_features=12, generator_shift=0.15, noise=0.3, random_state=0
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning at max_epochs
-        local = _search().fit(X, y)
-        with client.as_current(), joblib.parallel_backend("dask"):
-            remote = _search().fit(X, y)
-            cv_remote = cross_validate(
-                _search().estimator, X, y, cv=3, return_estimator=True
-            )
-        cv_local = cross_validate(_search().estimator, X, y, cv=3, return_estimator=True)
-
-    assert remote.best_params_ == local.best_params_
-    for key in ("mean_test_score", "split0_test_score", "rank_test_score"):
-        assert_array_equal(remote.cv_results_[key], local.cv_results_[key])
-    # Estimators fitted in worker processes come back with their torch state.
-    for est_remote, est_local in zip(cv_remote["estimator"], cv_local["estimator"]):
-        assert_array_equal(est_remote.decision_function(X), est_local.decision_function(X))
-    assert_array_equal(cv_remote["test_score"], cv_local["test_score"])
