@@ -21,7 +21,9 @@ from ._images import describe_item, limit_aspect_ratio, load_image, read_bytes
 
 __all__ = ["BaseFeaturizer", "FeaturizeResult"]
 
-PRECISIONS = {"auto", "float32", "bfloat16", "float16", "int8"}
+PRECISIONS = {"auto", "float32", "bfloat16", "float16", "int8", "onnx-int8"}
+#: Precisions that run on the CPU only.
+CPU_ONLY_PRECISIONS = {"int8", "onnx-int8"}
 
 # Loaded encoders, shared by clones of one featurizer (GridSearchCV clones the
 # pipeline for every candidate and fold; reloading CLIP each time would dominate).
@@ -38,6 +40,12 @@ class Encoder:
     embed_dim: int
     identity: dict
     forward: object = None
+    #: Memory layout the forward pass prefers (channels-last for CNNs on CPU).
+    memory_format: torch.memory_format = torch.contiguous_format
+    #: ``preprocess`` split into a PIL part run by the DataLoader workers and a
+    #: batched uint8 -> normalised float stage (see :class:`_PixelStage`), or
+    #: None when ``preprocess`` is not the usual ``[..., ToTensor, Normalize]``.
+    pixel_stage: object = None
 
 
 @dataclass
@@ -100,12 +108,74 @@ def _content_for_key(item, data):
     return header + array.tobytes()
 
 
+class _PixelStage:
+    """``preprocess`` = PIL transforms, then ``ToTensor``, then ``Normalize``.
+
+    Workers run only the PIL part and hand over ``uint8`` pixels (a quarter of
+    the bytes of float32); the conversion to float, the scaling by 1/255 and
+    the normalisation run once per batch, on the device, with the very same
+    float32 operations as ``ToTensor`` and ``Normalize`` (so the features are
+    unchanged).
+    """
+
+    def __init__(self, pil, mean, std):
+        self.pil = pil
+        self.mean = torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
+        self.std = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
+
+    @classmethod
+    def from_preprocess(cls, preprocess):
+        """The split of ``preprocess``, or None if it does not have that shape."""
+        from torchvision.transforms import Compose, Normalize
+
+        steps = getattr(preprocess, "transforms", None)
+        if not isinstance(preprocess, Compose) or not steps or len(steps) < 2:
+            return None
+        to_tensor, normalize = steps[-2], steps[-1]
+        if type(to_tensor).__name__ not in ("ToTensor", "MaybeToTensor") or not (
+            type(normalize) is Normalize
+        ):
+            return None
+        stage = cls(Compose(list(steps[:-2])), normalize.mean, normalize.std)
+        # Check the split on a small image: any custom step that does not
+        # behave as assumed keeps the plain per-image preprocess.
+        from PIL import Image
+
+        rng = np.random.RandomState(0)
+        probe = Image.fromarray(rng.randint(0, 256, (37, 53, 3), dtype=np.uint8))
+        try:
+            expected = preprocess(probe)
+            pixels = stage.pixels(probe)
+            got = stage(pixels[None], torch.device("cpu"), torch.contiguous_format)[0]
+        except Exception:
+            return None
+        if got.shape != expected.shape or not torch.equal(got, expected):
+            return None
+        return stage
+
+    def pixels(self, image):
+        """An RGB PIL image -> its (H, W, 3) uint8 tensor after the PIL part."""
+        image = self.pil(image)
+        if not hasattr(image, "mode") or image.mode != "RGB":
+            raise TypeError(f"expected an RGB PIL image, got {type(image).__name__}")
+        return torch.from_numpy(np.array(image))  # a writable copy, as ToTensor
+
+    def __call__(self, batch, device, memory_format):
+        """(B, H, W, 3) uint8 on ``device`` -> normalised (B, 3, H, W) float32."""
+        if self.mean.device != device:
+            self.mean, self.std = self.mean.to(device), self.std.to(device)
+        x = batch.permute(0, 3, 1, 2).float()  # channels-last layout, like the input
+        x = x.contiguous(memory_format=memory_format)
+        return x.div_(255).sub_(self.mean).div_(self.std)
+
+
 class _ImageDataset(torch.utils.data.Dataset):
-    def __init__(self, items, positions, preprocess, image_transform):
+    def __init__(self, items, positions, preprocess, image_transform, pixel_stage=None):
         self.items = items
         self.positions = positions
         self.preprocess = preprocess
         self.image_transform = image_transform
+        self.pixel_stage = pixel_stage
 
     def __len__(self):
         return len(self.positions)
@@ -117,7 +187,10 @@ class _ImageDataset(torch.utils.data.Dataset):
             image = load_image(item, index=position)
             if self.image_transform is not None:
                 image = self.image_transform(image)
-            return position, self.preprocess(limit_aspect_ratio(image)), None
+            image = limit_aspect_ratio(image)
+            if self.pixel_stage is not None:
+                return position, self.pixel_stage.pixels(image), None
+            return position, self.preprocess(image), None
         except ImageLoadError as exc:
             return position, None, exc
         except Exception as exc:  # preprocessing of a decoded image failed
@@ -239,7 +312,7 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
             )
         return result.features
 
-    def featurize(self, X):
+    def featurize(self, X, out=None):
         """Embed images and report, rather than raise, per-image failures.
 
         The same as :meth:`transform` but returns a :class:`FeaturizeResult`
@@ -251,16 +324,34 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         ----------
         X : sequence of str, os.PathLike, PIL.Image.Image or ndarray
             Images, as for :meth:`transform`.
+        out : array-like of shape (n_samples, n_features_out_), default=None
+            Where to write the features, batch by batch, instead of a new
+            in-memory array: e.g. a memory-mapped ``.npy`` from
+            :func:`numpy.lib.format.open_memmap`, so that featurizing a large
+            folder holds only a few batches of images in memory and the
+            features go to disk as they are computed. Rows of failed images
+            are set to NaN; rows are written in input order of the batches.
+
+            .. versionadded:: 0.1
 
         Returns
         -------
         result : FeaturizeResult
-            ``features``, ``errors`` and ``n_cached``.
+            ``features`` (``out`` itself when given), ``errors`` and
+            ``n_cached``.
         """
         self._validate_params()
         items = as_items(X)
         encoder = self._get_encoder()
-        features = np.full((len(items), encoder.embed_dim), np.nan, dtype=np.float32)
+        if out is None:
+            features = np.full((len(items), encoder.embed_dim), np.nan, dtype=np.float32)
+        else:
+            if tuple(getattr(out, "shape", ())) != (len(items), encoder.embed_dim):
+                raise ValueError(
+                    f"out must have shape ({len(items)}, {encoder.embed_dim}) for "
+                    f"{len(items)} images; got {getattr(out, 'shape', None)}."
+                )
+            features = out
         errors = {}
 
         cache, keys = self._cache_keys(items, encoder, errors)
@@ -279,6 +370,8 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
 
         if pending:
             self._run_encoder(encoder, items, pending, features, errors, cache, keys)
+        if out is not None and errors:
+            features[sorted(errors)] = np.nan
         return FeaturizeResult(features=features, errors=errors, n_cached=n_cached)
 
     # -- internals ---------------------------------------------------------
@@ -289,10 +382,10 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
     def _precision(self):
         if self.precision == "auto":
             return "bfloat16" if self._device().type == "cuda" else "float32"
-        if self.precision == "int8" and self._device().type != "cpu":
+        if self.precision in CPU_ONLY_PRECISIONS and self._device().type != "cpu":
             raise ValueError(
-                "precision='int8' (dynamic quantisation) runs on the CPU only; use "
-                "device='cpu' or precision='bfloat16' on a GPU."
+                f"precision={self.precision!r} (dynamic quantisation) runs on the CPU "
+                "only; use device='cpu' or precision='bfloat16' on a GPU."
             )
         return self.precision
 
@@ -303,6 +396,7 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         if encoder is None:
             encoder = self._create_encoder(device, precision)
             encoder.module.eval().requires_grad_(False)
+            encoder.pixel_stage = _PixelStage.from_preprocess(encoder.preprocess)
             encoder.identity = dict(
                 encoder.identity,
                 featurizer=type(self).__name__,
@@ -368,8 +462,11 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         device = self._device()
         n_batches = -(-len(positions) // self.batch_size)
         num_workers = self._num_workers(n_batches)
+        pixel_stage = encoder.pixel_stage
         loader = torch.utils.data.DataLoader(
-            _ImageDataset(items, positions, encoder.preprocess, self.image_transform),
+            _ImageDataset(
+                items, positions, encoder.preprocess, self.image_transform, pixel_stage
+            ),
             batch_size=self.batch_size,
             shuffle=False,
             num_workers=num_workers,
@@ -389,26 +486,54 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
             )
         forward = encoder.forward or encoder.module
         autocast = self._autocast(device)
+        cuda = device.type == "cuda"
+
+        def finish(batch_positions, out, copied):
+            # On CUDA the copy to the host was queued behind the forward pass;
+            # wait for it only now, after the next batch has been queued, so
+            # that the GPU never idles while the host stores results.
+            if copied is not None:
+                copied.synchronize()
+            out = out.numpy()
+            features[batch_positions] = out
+            if cache is not None:
+                cache.put_many([keys[p] for p in batch_positions], out)
+            if progress is not None:
+                progress.update(len(batch_positions))
+
+        queued = None
         try:
             with torch.inference_mode():
                 for batch_positions, batch, failed in loader:
                     if failed:
                         if self.on_error == "raise":
+                            if queued is not None:
+                                finish(*queued)
                             raise failed[min(failed)]
                         errors.update(failed)
+                        if progress is not None:
+                            progress.update(len(failed))
+                    current = None
                     if batch is not None:
                         batch = batch.to(device, non_blocking=True)
+                        if pixel_stage is not None:
+                            batch = pixel_stage(batch, device, encoder.memory_format)
                         with autocast:
                             out = forward(batch)
                         out = out.float()
                         if self.normalize:
                             out = torch.nn.functional.normalize(out, dim=-1)
-                        out = out.cpu().numpy()
-                        features[batch_positions] = out
-                        if cache is not None:
-                            cache.put_many([keys[p] for p in batch_positions], out)
-                    if progress is not None:
-                        progress.update(len(batch_positions) + len(failed))
+                        copied = None
+                        if cuda:
+                            out = out.to("cpu", non_blocking=True)  # pinned
+                            copied = torch.cuda.Event()
+                            copied.record()
+                        current = (batch_positions, out, copied)
+                    if queued is not None:
+                        finish(*queued)
+                    queued = current
+                if queued is not None:
+                    finish(*queued)
         finally:
             if progress is not None:
                 progress.close()

@@ -78,9 +78,14 @@ class CLIPFeaturizer(BaseFeaturizer):
         DataLoader worker processes decoding images while the model runs;
         ``"auto"`` uses ``cpu_count - 1`` (at most 8), and none for a single
         batch.
-    precision : {"auto", "float32", "bfloat16", "float16", "int8"}, default="auto"
+    precision : {"auto", "float32", "bfloat16", "float16", "int8", "onnx-int8"}, \
+            default="auto"
         ``"auto"`` is bfloat16 autocast on CUDA and float32 on the CPU.
-        ``"int8"`` dynamically quantises linear layers (CPU only).
+        ``"int8"`` dynamically quantises linear layers with torch (CPU only).
+        ``"onnx-int8"`` exports the image tower to ONNX and runs it in ONNX
+        Runtime with int8 weights (CPU only; needs ``pip install
+        'skacd[onnx]'``). See the performance page of the user guide for the
+        speed and the feature change of each mode on a CPU.
     normalize : bool, default=True
         L2-normalise each embedding, as CLIP similarity does.
     image_transform : callable or None, default=None
@@ -250,6 +255,12 @@ class CLIPFeaturizer(BaseFeaturizer):
         del model  # the text tower is never used
         if precision == "int8":
             module = quantize_linear_int8(module)
+        elif precision == "onnx-int8":
+            from ._onnx import onnx_int8_module
+
+            size = module.image_size
+            size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+            module = onnx_int8_module(module, (3, *size))
         module = module.to(device)
         return Encoder(
             module=module,

@@ -126,6 +126,12 @@ def load_efficientnet_lite_state_dict(path, model):
     return translated
 
 
+def _is_convnet(model):
+    """Whether ``model`` is mostly convolutions (not a ViT's one patch conv)."""
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    return convs > 2
+
+
 class TimmFeaturizer(BaseFeaturizer):
     """Embed images with a frozen timm backbone (pooled pre-logits features).
 
@@ -154,8 +160,10 @@ class TimmFeaturizer(BaseFeaturizer):
         Images per forward pass.
     num_workers : int or "auto", default="auto"
         DataLoader worker processes; see :class:`CLIPFeaturizer`.
-    precision : {"auto", "float32", "bfloat16", "float16", "int8"}, default="auto"
-        As for :class:`CLIPFeaturizer`.
+    precision : {"auto", "float32", "bfloat16", "float16", "int8", "onnx-int8"}, \
+            default="auto"
+        As for :class:`CLIPFeaturizer`. Convolutions stay float32 in the int8
+        modes, so they barely speed up convolutional networks.
     normalize : bool, default=False
         L2-normalise each embedding.
     image_transform : callable or None, default=None
@@ -267,13 +275,24 @@ class TimmFeaturizer(BaseFeaturizer):
         model.eval()
         config = timm.data.resolve_data_config({}, model=model)
         preprocess = timm.data.create_transform(**config)
+        embed_dim = int(model.num_features)
+        memory_format = torch.contiguous_format
         if precision == "int8":
             model = quantize_linear_int8(model)
+        elif precision == "onnx-int8":
+            from ._onnx import onnx_int8_module
+
+            model = onnx_int8_module(model, tuple(config["input_size"]))
+        if precision != "onnx-int8" and _is_convnet(model):
+            # oneDNN / cuDNN convolutions run faster on NHWC tensors.
+            memory_format = torch.channels_last
+            model = model.to(memory_format=memory_format)
         model = model.to(device)
         return Encoder(
             module=model,
             preprocess=preprocess,
-            embed_dim=int(model.num_features),
+            embed_dim=embed_dim,
+            memory_format=memory_format,
             identity={
                 "library": "timm",
                 "library_version": timm.__version__,
