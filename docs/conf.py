@@ -111,16 +111,15 @@ numpydoc_xref_aliases = {
     "DataFrame": "pandas.DataFrame",
 }
 if "sphinx.ext.intersphinx" not in extensions:
-    # numpydoc's defaults point these at labels and glossary terms of the
-    # Python and NumPy docs, which only intersphinx can resolve.
+    # numpydoc's default aliases point at the Python and NumPy docs
+    # ("python:int", a glossary term for "array-like"), which only intersphinx
+    # resolves: unresolved, they would warn or show as "python:int". Without
+    # intersphinx, the names stay plain.
+    from numpydoc.xref import DEFAULT_LINKS
+
+    numpydoc_xref_aliases.update({name: name for name in DEFAULT_LINKS})
     numpydoc_xref_aliases.update(
-        {
-            name: name
-            for name in (
-                "bool", "boolean", "iterable", "sequence", "generator",
-                "array-like", "array_like", "scalar",
-            )
-        }
+        {"np.ndarray": "ndarray", "np.random.RandomState": "RandomState"}
     )
 # Only checks that matter for rendering; GL08 (no docstring) is left to the
 # code review, since inherited scikit-learn methods document themselves.
@@ -172,6 +171,10 @@ else:
         "footer_end": ["sphinx-version"],
         # Nothing fetched at build or view time.
         "icon_links": [],
+    }
+    # Pages without sub-pages get the full width (no empty navigation column).
+    html_sidebars = {
+        page: [] for page in ("index", "install", "user_guide", "scaling", "cli")
     }
 
 html_title = f"skacd {release}"

@@ -1,7 +1,7 @@
 """
-==================================================================
+=================================================================
 Choosing the source class and the bottleneck on unseen generators
-==================================================================
+=================================================================
 
 Which class should the attribution space model, the real photos or the
 generated images, and how narrow should its bottleneck be? Cross-validation
@@ -90,7 +90,10 @@ param_grid = {
     "attributionspace__latent_dim": [4, 16],
 }
 search = GridSearchCV(
-    pipe, param_grid, cv=cv, scoring={"ap": "average_precision", "acc": "accuracy"},
+    pipe,
+    param_grid,
+    cv=cv,
+    scoring={"ap": "average_precision", "acc": "accuracy"},
     refit=False,
 )
 with warnings.catch_warnings():
@@ -99,26 +102,29 @@ with warnings.catch_warnings():
     search.fit(X, y, groups=groups)
 
 results = search.cv_results_
-print(f"{'source_class':>12} {'latent_dim':>10} {'AP (unseen)':>16} {'ACC (unseen)':>16}")
+print("source_class  latent_dim  AP (unseen)    ACC (unseen)")
 for i, params in enumerate(results["params"]):
+    ap, ap_std = results["mean_test_ap"][i], results["std_test_ap"][i]
+    acc, acc_std = results["mean_test_acc"][i], results["std_test_acc"][i]
     print(
-        f"{params['attributionspace__source_class']:>12} "
-        f"{params['attributionspace__latent_dim']:>10} "
-        f"{results['mean_test_ap'][i]:>10.3f} ± {results['std_test_ap'][i]:.3f} "
-        f"{results['mean_test_acc'][i]:>10.3f} ± {results['std_test_acc'][i]:.3f}"
+        f"{params['attributionspace__source_class']:>12}  "
+        f"{params['attributionspace__latent_dim']:>10}  "
+        f"{ap:.3f} ± {ap_std:.3f}  {acc:.3f} ± {acc_std:.3f}"
     )
 
 # %%
 # Each bar is the mean over the three splits, each error bar the spread
 # across them, i.e. across which generator was the training source.
 
+source_names = {0: "real", 1: "fake"}
 labels = [
-    f"source={'real' if p['attributionspace__source_class'] == 0 else 'fake'}\n"
+    f"source={source_names[p['attributionspace__source_class']]}\n"
     f"latent={p['attributionspace__latent_dim']}"
     for p in results["params"]
 ]
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
-for ax, key, title in zip(axes, ["ap", "acc"], ["Average precision", "Accuracy"]):
+metrics = [("ap", "Average precision"), ("acc", "Accuracy")]
+for ax, (key, title) in zip(axes, metrics):
     ax.bar(
         np.arange(len(labels)), results[f"mean_test_{key}"],
         yerr=results[f"std_test_{key}"], capsize=4,

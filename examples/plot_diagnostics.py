@@ -1,7 +1,7 @@
 """
-==================================================================
+====================================================================
 Why attributions separate the classes: Fisher's ratio, UMAP, violins
-==================================================================
+====================================================================
 
 The paper's Fig. 2 explains why the detector generalises: in the
 attribution space, real and generated images are further apart, relative
@@ -19,7 +19,8 @@ three views with :mod:`skacd.diagnostics`:
 
 **Data: SYNTHETIC features, no images and no encoder**
 (:func:`~skacd.datasets.make_generator_manifolds`). The same calls work on
-real features, e.g. ``TimmFeaturizer("efficientnet_lite2").fit_transform(paths)``.
+real features, e.g. the output of
+``TimmFeaturizer("efficientnet_lite2").fit_transform(paths)``.
 """
 
 # %%
@@ -62,7 +63,8 @@ space = AttributionSpace(
     batch_size=64, max_epochs=30 if FAST else 60, cv=None, random_state=0,
 )
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore", ConvergenceWarning)  # few epochs, on purpose
+    # Few epochs, on purpose: training stops at max_epochs.
+    warnings.simplefilter("ignore", ConvergenceWarning)
     space.fit(X[train], y[train])
 
 X_test, groups_test = X[test], groups[test]
@@ -96,7 +98,8 @@ print("\nAttributions\n" + str(report_attr))
 # %%
 
 def per_group_fisher(report):
-    return {row["group"]: row["fisher_ratio"] for row in report.to_dict()["per_group"]}
+    rows = report.to_dict()["per_group"]
+    return {row["group"]: row["fisher_ratio"] for row in rows}
 
 
 group_names = sorted(per_group_fisher(report_raw))
@@ -159,7 +162,7 @@ plt.show()
 fig, ax = plt.subplots(figsize=(6, 3.6))
 DeviationViolinDisplay.from_estimator(
     space, X_test, labels_test, groups=groups_test, ax=ax,
-    name="SYNTHETIC features: deviation under the real-image attribution space",
+    name="SYNTHETIC features: deviation per generator",
 )
 plt.show()
 

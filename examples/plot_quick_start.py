@@ -1,7 +1,7 @@
 """
-==================================================================
+===============================================================
 Quick start: does the detector work on generators it never saw?
-==================================================================
+===============================================================
 
 The question every AI-generated image detector must answer: trained on real
 photos and the images of **one** generator, does it still catch images from
@@ -19,7 +19,8 @@ average precision and accuracy per generator with
 features: real images on one smooth manifold, each generator on its own
 perturbed copy of it. It runs in seconds on a CPU, offline. With real images,
 put a featurizer in front (``TimmFeaturizer("efficientnet_lite2")`` or
-``CLIPFeaturizer("ViT-L-14")``); see :ref:`sphx_glr_auto_examples_plot_robustness.py`.
+``CLIPFeaturizer("ViT-L-14")``); see
+:ref:`sphx_glr_auto_examples_plot_robustness.py`.
 """
 
 # %%
@@ -52,7 +53,8 @@ X, y, groups = make_generator_manifolds(
     n_samples=n_samples, n_features=128, n_generators=4, random_state=0,
     return_groups=True,
 )
-print(f"Data: SYNTHETIC features, X.shape = {X.shape}, groups {sorted(set(groups))}")
+print(f"Data: SYNTHETIC features, X.shape = {X.shape}")
+print(f"groups: {sorted(set(groups.tolist()))}")
 
 # %%
 # Train on real images and one generator, test on all four
@@ -88,8 +90,8 @@ print(
 detector = make_pipeline(
     AttributionSpace(
         source_class=0, hidden_layer_sizes=(128,), latent_dim=16,
-        learning_rate=1e-3, batch_size=128, max_epochs=25 if FAST else 50, cv=3,
-        random_state=0,
+        learning_rate=1e-3, batch_size=128, max_epochs=25 if FAST else 50,
+        cv=3, random_state=0,
     ),
     AttributionClassifier(learning_rate=1e-3, max_epochs=100, random_state=0),
 )
@@ -131,16 +133,19 @@ group_names = sorted(set(groups_test))
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
 width = 0.38
 positions = np.arange(len(group_names) + 1)
-for ax, metric, title in zip(axes, ["ap", "acc"], ["Average precision", "Accuracy"]):
+metrics = [("ap", "Average precision"), ("acc", "Accuracy")]
+for ax, (metric, title) in zip(axes, metrics):
     for k, (name, report) in enumerate(reports.items()):
-        values = [report.groups[g][metric] for g in group_names] + [report.mean[metric]]
+        values = [report.groups[g][metric] for g in group_names]
+        values.append(report.mean[metric])
         ax.bar(positions + (k - 0.5) * width, values, width, label=name)
-    ax.set_xticks(positions, group_names + ["mean"])
+    tick_labels = [f"{g}\n(unseen)" for g in group_names]
+    tick_labels[0] = "gen0\n(seen)"
+    ax.set_xticks(positions, tick_labels + ["mean"])
     ax.axhline(0.5, color="0.5", linewidth=0.8, linestyle="--")
     ax.set_title(title)
-    ax.set_ylim(0, 1.05)
-axes[0].legend(loc="lower left")
-axes[0].annotate("seen in training", (0, 0.05), ha="center", fontsize=8)
+    ax.set_ylim(0, 1.22)
+    ax.legend(loc="upper center", ncols=2, fontsize="small")
 fig.suptitle("SYNTHETIC features: trained on real + gen0, tested on gen0-gen3")
 fig.tight_layout()
 plt.show()

