@@ -115,8 +115,10 @@ if "sphinx.ext.intersphinx" not in extensions:
     # ("python:int", a glossary term for "array-like"), which only intersphinx
     # resolves: unresolved, they would warn or show as "python:int". Without
     # intersphinx, the names stay plain.
-    from numpydoc.xref import DEFAULT_LINKS
-
+    try:
+        from numpydoc.xref import DEFAULT_LINKS
+    except ImportError:  # the build itself then stops: numpydoc is needed
+        DEFAULT_LINKS = {}
     numpydoc_xref_aliases.update({name: name for name in DEFAULT_LINKS})
     numpydoc_xref_aliases.update(
         {"np.ndarray": "ndarray", "np.random.RandomState": "RandomState"}
