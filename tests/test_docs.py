@@ -143,6 +143,7 @@ def test_docs_build_without_warnings(tmp_path):
         if k not in ("SKACD_DOCS_PLOT_GALLERY", "SKACD_DOCS_INTERSPHINX")
     }
     env.update({"MPLBACKEND": "Agg", "SKACD_EXAMPLES_FAST": "1"})
+    env.setdefault("OMP_NUM_THREADS", "1")  # as in test_examples.py
     started = time.monotonic()
     result = subprocess.run(
         [

@@ -28,6 +28,10 @@ TIMEOUT_S = 600
 def _env(**extra):
     env = {k: v for k, v in os.environ.items() if k != "SKACD_DATA"}
     env.update({"MPLBACKEND": "Agg", "SKACD_EXAMPLES_FAST": "1"})
+    # One torch thread: the examples' networks are tiny, and on a busy machine
+    # (tests run beside other jobs) torch's intra-op threads wait on each other
+    # far longer than they compute. A value set by the caller wins.
+    env.setdefault("OMP_NUM_THREADS", "1")
     env.update(extra)
     return env
 
