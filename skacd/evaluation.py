@@ -913,6 +913,12 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
     X_train, s_train = _featurize(featurizer, train_data.paths, "train", log)
     X_test, s_test = _featurize(featurizer, test_data.paths, "test", log)
     sets = [s_train, s_test]
+    log(
+        f"clean features: {len(train_data.paths) + len(test_data.paths)} images, "
+        f"{s_train['n_cached'] + s_test['n_cached']} from cache, "
+        f"{s_train['n_computed'] + s_test['n_computed']} computed, "
+        f"{s_train['seconds'] + s_test['seconds']:.1f} s"
+    )
     test_sets = []  # (param, value, features) of the sweeps
     from sklearn.base import clone
 
@@ -948,11 +954,12 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
     }
     if cache_obj is not None:
         featurization["cache_stats"] = dict(cache_obj.stats)
-    c = featurization["clean"]
-    log(
-        f"clean features: {c['n_images']} images, {c['n_cached']} from cache, "
-        f"{c['n_computed']} computed, {c['seconds']:.1f} s"
-    )
+    p = featurization["perturbed"]
+    if p["n_images"]:
+        log(
+            f"perturbed features: {p['n_images']} images, {p['n_cached']} from "
+            f"cache, {p['n_computed']} computed, {p['seconds']:.1f} s"
+        )
     for name, X in (("train", X_train), ("test", X_test)):
         if not np.all(np.isfinite(X)):
             raise ValueError(f"Non-finite {name} features: check the images.")
