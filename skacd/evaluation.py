@@ -846,6 +846,8 @@ def cross_generator_benchmark(
 def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
                blur_sigmas, train_sizes, max_epochs, device, batch_size,
                num_workers, verbose):
+    from sklearn.base import clone
+
     from .cache import FeatureCache
     from .datasets import load_image_folder
 
@@ -869,7 +871,9 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
     train_roots = [os.fspath(r) for r in train_roots]
     test_roots = [os.fspath(r) for r in test_roots]
 
-    train_data = load_image_folder(train_roots if len(train_roots) > 1 else train_roots[0])
+    train_data = load_image_folder(
+        train_roots if len(train_roots) > 1 else train_roots[0]
+    )
     test_data = load_image_folder(test_roots if len(test_roots) > 1 else test_roots[0])
     y_train = np.asarray(train_data.target)
     y_test = np.asarray(test_data.target)
@@ -920,8 +924,6 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
         f"{s_train['seconds'] + s_test['seconds']:.1f} s"
     )
     test_sets = []  # (param, value, features) of the sweeps
-    from sklearn.base import clone
-
     sweep_values = [("jpeg_quality", int(q)) for q in jpeg_qualities] + [
         ("blur_sigma", float(s)) for s in blur_sigmas
     ]
@@ -932,7 +934,9 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
         if transform is None:
             test_sets.append((param, value, X_test))
             continue
-        perturbed = clone(featurizer).set_params(cache=cache_obj, image_transform=transform)
+        perturbed = clone(featurizer).set_params(
+            cache=cache_obj, image_transform=transform
+        )
         X_p, stats = _featurize(perturbed, test_data.paths, f"test {transform!r}", log)
         stats.update(param=param, value=value)
         sets.append(stats)
@@ -1145,7 +1149,8 @@ def add_evaluate_arguments(parser, *, defaults=None):
     )
     parser.add_argument(
         "--methods", nargs="+", choices=METHODS, default=list(METHODS),
-        metavar="METHOD", help=f"methods to compare (default: all of {', '.join(METHODS)})",
+        metavar="METHOD",
+        help=f"methods to compare (default: all of {', '.join(METHODS)})",
     )
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument(

@@ -112,7 +112,9 @@ def test_every_method_and_group(runs):
         counts = run["report"]["groups"]["unseen/ganA"]
         assert (counts["n_real"], counts["n_fake"]) == (5, 5)
     # mean row of the summary: the per-seed means over groups, then over seeds
-    lp = [r["report"]["mean"]["ap"] for r in result.runs if r["method"] == "linear_probe"]
+    lp = [
+        r["report"]["mean"]["ap"] for r in result.runs if r["method"] == "linear_probe"
+    ]
     assert result.summary["linear_probe"]["mean"]["ap"]["mean"] == pytest.approx(
         np.mean(lp)
     )
@@ -121,12 +123,22 @@ def test_every_method_and_group(runs):
     )
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_deviation_is_the_real_source_space(runs, data):
-    """deviation = -score_samples of AttributionSpace(source_class=0)."""
+    """deviation = -score_samples of AttributionSpace(source_class=0), AP only."""
+    from skacd.datasets import load_image_folder
+
     result, _ = runs
-    dev = [r for r in result.runs if r["method"] == "deviation" and r["seed"] == 0][0]
+    featurizer = make_featurizer(TINY, device="cpu", num_workers=0)
+    featurizer.set_params(cache=str(data["cache"]))
+    train = load_image_folder(data["train"])
+    X_train = featurizer.featurize(train.paths).features
+    X_test = featurizer.featurize(result.config["data"]["test_paths"]).features
     space = make_method("deviation", 0, device="cpu", max_epochs=3)
     assert space.source_class == 0
+    expected = -space.fit(X_train, train.target).score_samples(X_test)
+    dev = [r for r in result.runs if r["method"] == "deviation" and r["seed"] == 0][0]
+    np.testing.assert_allclose(dev["scores"], expected, rtol=1e-4, atol=1e-5)
     assert dev["report"]["groups"]["seen_val"]["acc"] is None
     assert dev["report"]["threshold"] is None
 
@@ -194,7 +206,8 @@ def test_sweep_records_have_the_display_format(runs):
     assert params == {"jpeg_quality", "blur_sigma", "train_size"}
     n_values = {"jpeg_quality": 2, "blur_sigma": 2, "train_size": 2}
     for param, n in n_values.items():
-        assert sum(r["param"] == param for r in records) == n * len(SEEDS) * len(METHODS)
+        n_records = sum(r["param"] == param for r in records)
+        assert n_records == n * len(SEEDS) * len(METHODS)
     for record in records:
         assert isinstance(record["method"], str) and record["method"] in METHODS
         assert isinstance(record["value"], (int, float))
@@ -280,7 +293,8 @@ def test_cli(data, tmp_path, capsys):
         "--train", str(data["train"]), "--test", str(data["test"][0]),
         "--encoder", TINY, "--seeds", "0", "--methods", "linear_probe", "deviation",
         "--cache", str(data["cache"]), "--max-epochs", "2", "--device", "cpu",
-        "--num-workers", "0", "--torch-threads", "1", "--output-dir", str(tmp_path), "--name", "cli",
+        "--num-workers", "0", "--torch-threads", "1",
+        "--output-dir", str(tmp_path), "--name", "cli",
         "--quiet",
     ]
     assert main(argv) == 0
