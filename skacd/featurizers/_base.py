@@ -507,9 +507,7 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
                 for batch_positions, batch, failed in loader:
                     if failed:
                         if self.on_error == "raise":
-                            if queued is not None:
-                                finish(*queued)
-                            raise failed[min(failed)]
+                            raise failed[min(failed)]  # the computed batch is kept below
                         errors.update(failed)
                         if progress is not None:
                             progress.update(len(failed))
@@ -529,11 +527,21 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
                             copied = torch.cuda.Event()
                             copied.record()
                         current = (batch_positions, out, copied)
-                    if queued is not None:
-                        finish(*queued)
-                    queued = current
-                if queued is not None:
+                    done, queued = queued, current
+                    if done is not None:
+                        finish(*done)
+                done, queued = queued, None
+                if done is not None:
+                    finish(*done)
+        except BaseException:
+            # Ctrl-C, a killed worker, a bad image with on_error="raise": store the
+            # batch already computed, so that a rerun with the cache resumes after it.
+            if queued is not None:
+                try:
                     finish(*queued)
+                except Exception:
+                    pass
+            raise
         finally:
             if progress is not None:
                 progress.close()
