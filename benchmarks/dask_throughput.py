@@ -31,7 +31,9 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "sd-coco", "train"))
+DATA = os.path.normpath(
+    os.path.join(HERE, "..", "..", "shared", "data", "sd-coco", "train")
+)
 
 
 def loadavg():
@@ -57,14 +59,16 @@ def cpu_seconds():
 def pick_images(root, n):
     """``n`` images, alternating real and fake, in a fixed order."""
     folders = [os.path.join(root, c) for c in ("0_real", "1_fake")]
+    suffixes = (".jpg", ".jpeg", ".png")
     lists = [
-        sorted(os.path.join(d, f) for f in os.listdir(d) if f.lower().endswith(
-            (".jpg", ".jpeg", ".png")))
+        sorted(
+            os.path.join(d, f) for f in os.listdir(d) if f.lower().endswith(suffixes)
+        )
         for d in folders
     ]
     paths = [p for pair in zip(*lists) for p in pair][:n]
     if len(paths) < n:
-        raise SystemExit(f"{root} holds only {len(paths)} usable image pairs; asked for {n}.")
+        raise SystemExit(f"{root} holds {len(paths)} usable images; asked for {n}.")
     return paths
 
 
@@ -84,12 +88,13 @@ def timed(fn, client=None):
     start = time.perf_counter()
     out = fn()
     seconds = time.perf_counter() - start
-    return out, seconds, {"before": before, "after": loadavg(), "cpu_s": cpu() - cpu_before}
+    load = {"before": before, "after": loadavg(), "cpu_s": cpu() - cpu_before}
+    return out, seconds, load
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=DATA, help="a folder with 0_real/ and 1_fake/")
+    parser.add_argument("--data", default=DATA, help="holds 0_real/ and 1_fake/")
     parser.add_argument("--n-images", type=int, default=200)
     parser.add_argument("--model", default="efficientnet_lite0",
                         choices=["efficientnet_lite0", "efficientnet_lite2"])
@@ -97,7 +102,9 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--chunk-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--output", default=os.path.join(HERE, "results", "dask_throughput.json"))
+    parser.add_argument(
+        "--output", default=os.path.join(HERE, "results", "dask_throughput.json")
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -120,7 +127,9 @@ def main(argv=None):
 
     # Baseline: one process, no Dask.
     _, cold, load_cold = timed(lambda: featurizer.transform(paths))
-    warm_runs = [timed(lambda: featurizer.transform(paths)) for _ in range(args.repeats)]
+    warm_runs = [
+        timed(lambda: featurizer.transform(paths)) for _ in range(args.repeats)
+    ]
     reference = warm_runs[0][0]
     best = min(warm_runs, key=lambda r: r[1])
     rows.append({
@@ -142,7 +151,7 @@ def main(argv=None):
         start = time.perf_counter()
         with LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True,
-            dashboard_address=None, silence_logs=logging.ERROR,
+            dashboard_address=":0", silence_logs=logging.ERROR,
         ) as cluster, Client(cluster) as client:
             client.wait_for_workers(n_workers)
             startup = time.perf_counter() - start
@@ -188,7 +197,8 @@ def main(argv=None):
         r["speedup_vs_1_worker"] = speedup
         cold = f"{r['cold_s']:.1f}"
         load = f"{r['load']['before'][0]:.2f} / {r['load']['after'][0]:.2f}"
-        print(f"{r['setting']:<32} {cold:>7} {r['warm_s']:>7.1f} {r['warm_img_per_s']:>7.1f} "
+        print(f"{r['setting']:<32} {cold:>7} {r['warm_s']:>7.1f} "
+              f"{r['warm_img_per_s']:>7.1f} "
               f"{speedup:>7.2f} {r['img_per_cpu_s']:>9.1f} {load:>21} "
               f"{r['max_abs_diff_vs_baseline']:>10.1e}")
     uptime_end = uptime()

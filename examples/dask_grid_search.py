@@ -41,7 +41,12 @@ from dask.distributed import Client, LocalCluster
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validate
 from sklearn.pipeline import make_pipeline
 
-from skacd import AttributionClassifier, AttributionSpace, CLIPFeaturizer, TimmFeaturizer
+from skacd import (
+    AttributionClassifier,
+    AttributionSpace,
+    CLIPFeaturizer,
+    TimmFeaturizer,
+)
 from skacd import distributed as skd
 from skacd.datasets import load_image_folder, make_generator_manifolds
 
@@ -59,7 +64,8 @@ def draw_images(directory, n=48, seed=0):
             a, b, c = rng.uniform(-1, 1, (3, 3))
             image = 128 + 100 * np.sin(3 * (a * xx[..., None] + b * yy[..., None]) + c)
         else:
-            checker = ((np.arange(48)[:, None] // 3 + np.arange(48)[None] // 3) % 2) * 90
+            cells = np.arange(48) // 3
+            checker = ((cells[:, None] + cells[None]) % 2) * 90
             image = rng.uniform(40, 160, 3) + checker[..., None]
         image = np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
         path = f"{directory}/{i:03d}.png"
@@ -90,7 +96,7 @@ def main(argv=None):
         client = Client(args.scheduler)
     else:
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=":0", silence_logs=logging.ERROR)
         client = Client(cluster)  # the default client from now on
         # This process shares the machine's cores with the local workers, which
         # run torch on one thread each (Dask's nanny sets OMP_NUM_THREADS=1):

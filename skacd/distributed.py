@@ -43,7 +43,7 @@ _WORKER_STATS = {"encoder_loads": 0, "chunks": 0}
 
 
 def _import_distributed():
-    """Return the ``distributed`` module, or raise an ImportError saying how to get it."""
+    """Return the ``distributed`` module, or raise an ImportError saying how."""
     try:
         import distributed
     except ImportError as exc:
@@ -56,7 +56,8 @@ def _import_dask_array():
         import dask.array as da
     except ImportError as exc:  # dask[array] needs numpy only, but be explicit
         raise ImportError(
-            'featurize(..., return_dask=True) needs dask.array: pip install "skacd[dask]".'
+            "featurize(..., return_dask=True) needs dask.array: "
+            'pip install "skacd[dask]".'
         ) from exc
     return da
 
@@ -86,9 +87,9 @@ def _worker_stats():
 def _featurize_chunk(featurizer, items):
     """Embed one chunk on a worker; the encoder is loaded once per process.
 
-    ``featurizer`` is the clone sent once to the cluster (``num_workers=0``, ``verbose=0``,
-    ``on_error="skip"``). Its encoder lives in the featurizers' module-level
-    cache, so every chunk that lands in this process reuses it.
+    ``featurizer`` is the clone sent once to the cluster (``num_workers=0``,
+    ``verbose=0``, ``on_error="skip"``). Its encoder lives in the featurizers'
+    module-level cache, so every chunk that lands in this process reuses it.
     """
     from .featurizers._base import _ENCODER_CACHE
 
@@ -275,10 +276,12 @@ def featurize(
 
     Notes
     -----
-    Use one worker process per GPU (``--nthreads 1``), or per core group on
-    CPU-only machines: the encoder is loaded once per *process*, and the
-    threads of one worker share it. Dask's nanny starts workers with
-    ``OMP_NUM_THREADS=1``, so a CPU worker runs torch on one thread.
+    The encoder is loaded once per worker *process* and shared by its
+    threads, which may run several chunks at once. Use one worker process
+    per GPU, with a few threads to overlap decoding with the GPU, and one
+    single-threaded process per core on CPU-only machines: Dask's nanny
+    starts workers with ``OMP_NUM_THREADS=1``, so a CPU worker runs torch on
+    one thread. See ``docs/scaling.rst``.
 
     Results match the single-process featurizer bitwise only for the same
     device and precision: a GPU worker with ``precision="auto"`` computes in
@@ -291,7 +294,8 @@ def featurize(
     >>> from dask.distributed import Client, LocalCluster
     >>> from skacd import CLIPFeaturizer
     >>> from skacd import distributed
-    >>> images = np.random.RandomState(0).randint(0, 256, (6, 40, 40, 3), dtype=np.uint8)
+    >>> rng = np.random.RandomState(0)
+    >>> images = rng.randint(0, 256, (6, 40, 40, 3), dtype=np.uint8)
     >>> featurizer = CLIPFeaturizer("skacd-tiny-ViT", pretrained=None, device="cpu",
     ...                             batch_size=2)
     >>> with LocalCluster(n_workers=1, processes=False) as cluster, Client(cluster):
@@ -357,8 +361,11 @@ def featurize(
         for future in distributed.as_completed(watched, loop=client.loop):
             k = index_of[future.key]
             start, stop = bounds[k]
-            if future.status == "error":
-                exc = future.exception()
+            if future.status != "finished":  # "error", or "cancelled" by Dask
+                try:
+                    exc = future.exception()
+                except Exception as cancelled:
+                    exc = cancelled
                 if on_error == "raise":
                     raise _chunk_failure(items, start, stop, k, retries, exc) from exc
                 failed_chunks.append(k)
@@ -377,7 +384,6 @@ def featurize(
                 n_cached += chunk["n_cached"]
                 if return_dask:
                     n_features = chunk["n_features"]
-                if return_dask:
                     blocks[k] = client.submit(
                         _chunk_features,
                         results[k],
@@ -413,6 +419,7 @@ def featurize(
     if return_dask:
         da = _import_dask_array()
         from dask import delayed
+
         parts = []
         for k, (start, stop) in enumerate(bounds):
             if blocks[k] is None:

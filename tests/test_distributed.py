@@ -60,7 +60,7 @@ class KillWorkerOnce:
 
 
 class FlakyFeaturizer(CLIPFeaturizer):
-    """Fails a whole chunk: always if it holds a ``poison*`` file, once for ``flaky*``."""
+    """Fails a whole chunk: always with a ``poison*`` file, once with ``flaky*``."""
 
     def featurize(self, X):
         for item in X:
@@ -97,7 +97,7 @@ def client():
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
             silence_logs=logging.ERROR,
         ) as cluster, distributed.Client(cluster, set_as_default=False) as client:
             yield client
@@ -173,17 +173,34 @@ def test_bitwise_equal_to_one_process_whatever_the_chunk_size(
         assert s["encoder_loads"] == (1 if s["chunks"] else 0), stats
 
 
+def test_threads_of_one_worker_share_one_encoder(images, reference):
+    # An in-process worker with 3 threads: concurrent chunks load one encoder.
+    from skacd.featurizers._base import _ENCODER_CACHE
+
+    _ENCODER_CACHE.clear()
+    loads = skacd_distributed._WORKER_STATS["encoder_loads"]
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=3, processes=False, dashboard_address=":0",
+        silence_logs=logging.ERROR,
+    ) as cluster, distributed.Client(cluster, set_as_default=False) as client:
+        X = skacd_distributed.featurize(
+            tiny(), images, client, chunk_size=BATCH, verbose=0
+        )
+    assert_array_equal(X, reference)
+    assert skacd_distributed._WORKER_STATS["encoder_loads"] - loads == 1
+
+
 # -- model selection under joblib's Dask backend ---------------------------------
 
 
 def _search():
     pipeline = make_pipeline(
         AttributionSpace(
-            latent_dim=4, hidden_layer_sizes=(16,), max_epochs=15, cv=2,
+            latent_dim=4, hidden_layer_sizes=(16,), max_epochs=8, cv=2,
             device="cpu", random_state=0,
         ),
         AttributionClassifier(
-            hidden_layer_sizes=(8,), max_epochs=40, learning_rate=1e-2,
+            hidden_layer_sizes=(8,), max_epochs=20, learning_rate=1e-2,
             device="cpu", random_state=0,
         ),
     )
@@ -217,12 +234,12 @@ def test_grid_search_under_dask_selects_what_local_selects(client):
         with client.as_current(), joblib.parallel_backend("dask"):
             remote = _search().fit(X, y)
             cv_remote = cross_validate(
-                _search().estimator, X, y, cv=3, return_estimator=True
+                _search().estimator, X, y, cv=2, return_estimator=True
             )
         with one_torch_thread():
             local = _search().fit(X, y)
             cv_local = cross_validate(
-                _search().estimator, X, y, cv=3, return_estimator=True
+                _search().estimator, X, y, cv=2, return_estimator=True
             )
 
     assert remote.best_params_ == local.best_params_
@@ -230,7 +247,9 @@ def test_grid_search_under_dask_selects_what_local_selects(client):
         assert_array_equal(remote.cv_results_[key], local.cv_results_[key])
     # Estimators fitted in worker processes come back with their torch state.
     for est_remote, est_local in zip(cv_remote["estimator"], cv_local["estimator"]):
-        assert_array_equal(est_remote.decision_function(X), est_local.decision_function(X))
+        assert_array_equal(
+            est_remote.decision_function(X), est_local.decision_function(X)
+        )
     assert_array_equal(cv_remote["test_score"], cv_local["test_score"])
 
 
@@ -281,7 +300,8 @@ def test_worker_killed_mid_run_still_gives_complete_ordered_results(
     client, images, reference, tmp_path
 ):
     flag = tmp_path / "killed"
-    pids_before = {s["pid"] for s in client.run(skacd_distributed._worker_stats).values()}
+    stats = client.run(skacd_distributed._worker_stats)
+    pids_before = {s["pid"] for s in stats.values()}
     featurizer = tiny(image_transform=KillWorkerOnce(str(flag)))
     X = skacd_distributed.featurize(
         featurizer, images, client, chunk_size=BATCH, verbose=0
