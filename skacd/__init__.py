@@ -8,6 +8,7 @@ and a light classifier on the attribution residuals.
 from .attribution import AttributionSpace
 from .classifier import AttributionClassifier
 from .featurizers import CLIPFeaturizer, TimmFeaturizer
+from .io import load, save
 
 __version__ = "0.1.0.dev0"
 
@@ -16,5 +17,7 @@ __all__ = [
     "AttributionClassifier",
     "CLIPFeaturizer",
     "TimmFeaturizer",
+    "load",
+    "save",
     "__version__",
 ]

@@ -107,7 +107,7 @@ def make_generator_manifolds(
     >>> from skacd.datasets import make_generator_manifolds
     >>> X, y, groups = make_generator_manifolds(
     ...     n_samples=90, n_features=16, return_groups=True, random_state=0)
-    >>> X.shape, X.dtype, sorted(set(groups))
+    >>> X.shape, X.dtype, sorted(set(groups.tolist()))
     ((90, 16), dtype('float32'), ['gen0', 'gen1', 'gen2'])
     >>> int(y.sum())
     45

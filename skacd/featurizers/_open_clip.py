@@ -177,6 +177,17 @@ class CLIPFeaturizer(BaseFeaturizer):
     def _encoder_key(self):
         return (self.model_name, str(self.pretrained), str(self.cache_dir))
 
+    def _tag_uses_quick_gelu(self, open_clip):
+        """Whether the weights tag was trained with QuickGELU (OpenAI's were).
+
+        open_clip only warns about the mismatch, and cannot see it at all once
+        a tag has been resolved to a cached file here, so skacd applies it.
+        """
+        if self.pretrained is None or os.path.exists(os.fspath(self.pretrained)):
+            return False
+        cfg = open_clip.get_pretrained_cfg(self.model_name, os.fspath(self.pretrained))
+        return bool(cfg and cfg.get("quick_gelu", False))
+
     def _resolve_weights(self, open_clip):
         """Return (what to pass as ``pretrained``, its identity string)."""
         if self.pretrained is None:
@@ -241,6 +252,7 @@ class CLIPFeaturizer(BaseFeaturizer):
                     pretrained=weights,
                     device="cpu",
                     cache_dir=self.cache_dir,
+                    force_quick_gelu=self._tag_uses_quick_gelu(open_clip),
                 )
         except WeightsUnavailableError:
             raise
