@@ -73,7 +73,7 @@ def main(argv=None):
                 space.fit(X_train, y_train)
             rows[name].append(measures(space.transform(X_test), y_test))
 
-    header = f"{'features (test set)':<28}{'inter-class D':>16}{'intra-class S':>16}{'Fisher D/S':>14}"
+    header = f"{'features (test set)':<28}{'inter-class D':>18}{'intra-class S':>18}{'Fisher D/S':>20}"
     lines = [
         f"Encoder: TimmFeaturizer({args.encoder!r}) (ImageNet weights); train "
         f"{args.train} ({len(y_train)} images), test {args.test} ({len(y_test)} images); "
@@ -89,7 +89,7 @@ def main(argv=None):
             summary[name][key] = {"mean": values.mean(), "std": values.std()}
             cell = f"{values.mean():.4g}" + (f" ± {values.std():.2g}" if len(values) > 1 else "")
             cells.append(cell)
-        lines.append(f"{name:<28}{cells[0]:>16}{cells[1]:>16}{cells[2]:>14}")
+        lines.append(f"{name:<28}{cells[0]:>18}{cells[1]:>18}{cells[2]:>20}")
     print("\n".join(lines))
 
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
