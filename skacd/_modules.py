@@ -33,6 +33,14 @@ class Standardize(nn.Module):
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
 
+    def fit_(self, X):
+        """Set the statistics from a numpy array (constant columns keep scale 1)."""
+        scale = X.std(axis=0)
+        scale[scale < 1e-12] = 1.0
+        self.mean.copy_(torch.as_tensor(X.mean(axis=0)))
+        self.scale.copy_(torch.as_tensor(scale))
+        return self
+
     def forward(self, x):
         return (x - self.mean) / self.scale
 

@@ -18,14 +18,8 @@ from ._compat import (
     validate_data,
 )
 from ._modules import ACTIVATIONS, AutoEncoder
-from ._torch import (
-    TorchModuleStateMixin,
-    draw_seed,
-    fit_module,
-    predict_batches,
-    resolve_device,
-    seeded,
-)
+from ._torch import TorchModuleStateMixin, draw_seed, resolve_device, seeded
+from ._training import TorchTrainerMixin
 
 __all__ = ["AttributionSpace"]
 
@@ -35,7 +29,7 @@ def _mean_abs_residual(module, xb, _):
 
 
 class AttributionSpace(
-    TorchModuleStateMixin, OutlierMixin, TransformerMixin, BaseEstimator
+    TorchTrainerMixin, TorchModuleStateMixin, OutlierMixin, TransformerMixin, BaseEstimator
 ):
     """Map features to their residual off a manifold learned from one class.
 
@@ -171,20 +165,10 @@ class AttributionSpace(
         "hidden_layer_sizes": ["array-like"],
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
+        **TorchTrainerMixin._training_parameter_constraints,
         "cv": [Interval(Integral, 2, None, closed="left"), None],
         "shuffle": ["boolean"],
         "contamination": [Interval(Real, 0, 0.5, closed="right")],
-        "device": [StrOptions({"auto", "cpu", "cuda"}), str, torch.device],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -337,9 +321,7 @@ class AttributionSpace(
         }
         self.module_, history = self._train(X_source, seed, None)
         self.n_source_samples_ = int(X_source.shape[0])
-        self.loss_curve_ = history["loss_curve"]
-        self.validation_scores_ = history["validation_scores"]
-        self.n_iter_ = history["n_iter"]
+        self._record_history(history)
         self.offset_ = float(
             np.percentile(self._score(self.module_, X_source), 100 * self.contamination)
         )
@@ -348,26 +330,12 @@ class AttributionSpace(
         device = torch.device(self.device_)
         with seeded(seed, device):
             module = self._build_module("module", self.module_config_).to(device)
-            mean = X_source.mean(axis=0)
-            scale = X_source.std(axis=0)
-            scale[scale < 1e-12] = 1.0
-            module.standardize.mean.copy_(torch.from_numpy(mean))
-            module.standardize.scale.copy_(torch.from_numpy(scale))
-            history = fit_module(
+            module.standardize.fit_(X_source)
+            history = self._train_module(
                 module,
                 _mean_abs_residual,
                 X_source,
-                device=device,
                 seed=seed,
-                max_epochs=self.max_epochs,
-                batch_size=self.batch_size,
-                learning_rate=self.learning_rate,
-                weight_decay=self.weight_decay,
-                early_stopping=self.early_stopping,
-                validation_fraction=self.validation_fraction,
-                n_iter_no_change=self.n_iter_no_change,
-                tol=self.tol,
-                verbose=self.verbose,
                 desc="AttributionSpace"
                 + ("" if fold is None else f" (cross-fit fold {fold + 1}/{self.cv})"),
             )
@@ -379,10 +347,7 @@ class AttributionSpace(
     # -- inference ---------------------------------------------------------
 
     def _attribute(self, module, X):
-        module.eval()
-        return predict_batches(
-            module, X, device=torch.device(self.device_), batch_size=max(self.batch_size, 1024)
-        )
+        return self._forward_batches(module, X)
 
     def _score(self, module, X):
         return -self._attribute(module, X).mean(axis=1, dtype=np.float64)

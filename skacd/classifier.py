@@ -1,6 +1,6 @@
 """The light classifier trained on attributions."""
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import torch
@@ -16,14 +16,8 @@ from ._compat import (
     validate_data,
 )
 from ._modules import ACTIVATIONS, BinaryHead
-from ._torch import (
-    TorchModuleStateMixin,
-    draw_seed,
-    fit_module,
-    predict_batches,
-    resolve_device,
-    seeded,
-)
+from ._torch import TorchModuleStateMixin, draw_seed, resolve_device, seeded
+from ._training import TorchTrainerMixin
 
 __all__ = ["AttributionClassifier"]
 
@@ -32,7 +26,9 @@ def _bce_loss(module, xb, yb):
     return torch.nn.functional.binary_cross_entropy_with_logits(module(xb), yb)
 
 
-class AttributionClassifier(TorchModuleStateMixin, ClassifierMixin, BaseEstimator):
+class AttributionClassifier(
+    TorchTrainerMixin, TorchModuleStateMixin, ClassifierMixin, BaseEstimator
+):
     """A light binary classifier trained with binary cross-entropy.
 
     The head :math:`C` of arXiv:2603.00717: a small multi-layer perceptron on
@@ -123,18 +119,8 @@ class AttributionClassifier(TorchModuleStateMixin, ClassifierMixin, BaseEstimato
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "dropout": [Interval(Real, 0, 1, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
+        **TorchTrainerMixin._training_parameter_constraints,
         "standardize": ["boolean"],
-        "device": [StrOptions({"auto", "cpu", "cuda"}), str, torch.device],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -211,33 +197,18 @@ class AttributionClassifier(TorchModuleStateMixin, ClassifierMixin, BaseEstimato
         with seeded(seed, device):
             module = self._build_module("module", self.module_config_).to(device)
             if self.standardize:
-                scale = X.std(axis=0)
-                scale[scale < 1e-12] = 1.0
-                module.standardize.mean.copy_(torch.from_numpy(X.mean(axis=0)))
-                module.standardize.scale.copy_(torch.from_numpy(scale))
-            history = fit_module(
+                module.standardize.fit_(X)
+            history = self._train_module(
                 module,
                 _bce_loss,
                 X,
                 y_encoded.astype(np.float32),
-                device=device,
                 seed=seed,
-                max_epochs=self.max_epochs,
-                batch_size=self.batch_size,
-                learning_rate=self.learning_rate,
-                weight_decay=self.weight_decay,
-                early_stopping=self.early_stopping,
-                validation_fraction=self.validation_fraction,
-                n_iter_no_change=self.n_iter_no_change,
-                tol=self.tol,
-                verbose=self.verbose,
                 desc="AttributionClassifier",
                 stratify=y_encoded if self.early_stopping else None,
             )
         self.module_ = module
-        self.loss_curve_ = history["loss_curve"]
-        self.validation_scores_ = history["validation_scores"]
-        self.n_iter_ = history["n_iter"]
+        self._record_history(history)
         return self
 
     def _build_module(self, name, config):
@@ -258,13 +229,7 @@ class AttributionClassifier(TorchModuleStateMixin, ClassifierMixin, BaseEstimato
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
-        self.module_.eval()
-        return predict_batches(
-            self.module_,
-            X,
-            device=torch.device(self.device_),
-            batch_size=max(self.batch_size, 1024),
-        )
+        return self._forward_batches(self.module_, X)
 
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``.
