@@ -163,7 +163,15 @@ def fit_module(
     if verbose:
         from tqdm.auto import tqdm
 
-        progress = tqdm(total=max_epochs, desc=desc, unit="epoch", leave=False)
+        # delay: fits shorter than 2 s print nothing; mininterval keeps logs short.
+        progress = tqdm(
+            total=max_epochs,
+            desc=desc,
+            unit="epoch",
+            leave=False,
+            delay=2.0,
+            mininterval=0.5,
+        )
     converged = False
     try:
         for epoch in range(max_epochs):
