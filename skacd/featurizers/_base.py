@@ -4,9 +4,11 @@ Subclasses only say how to build the frozen encoder (``_create_encoder``);
 everything about images and batches lives here, once.
 """
 
+import contextlib
 import os
 import warnings
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from numbers import Integral
 
@@ -169,16 +171,51 @@ class _PixelStage:
         return x.div_(255).sub_(self.mean).div_(self.std)
 
 
+#: CPUs with at most this many cores decode in threads of the main process,
+#: one batch at a time, instead of in DataLoader worker processes.
+_THREADED_DECODE_MAX_CORES = 4
+_MAX_WORKERS_CPU = 8
+_MAX_WORKERS_CUDA = 16
+#: Niceness added to DataLoader workers on a CPU device, so that decoding
+#: yields to the model's threads.
+_WORKER_NICENESS = 10
+
+
+def _available_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _lower_priority(worker_id):
+    try:
+        os.nice(_WORKER_NICENESS)
+    except (AttributeError, OSError):  # pragma: no cover - not POSIX
+        pass
+
+
 class _ImageDataset(torch.utils.data.Dataset):
-    def __init__(self, items, positions, preprocess, image_transform, pixel_stage=None):
+    def __init__(
+        self, items, positions, preprocess, image_transform, pixel_stage=None, pool=None
+    ):
         self.items = items
         self.positions = positions
         self.preprocess = preprocess
         self.image_transform = image_transform
         self.pixel_stage = pixel_stage
+        # A thread pool decoding the images of one batch in parallel (Pillow
+        # releases the GIL while decoding and resizing), in the process that
+        # runs the model: used instead of worker processes on small CPUs.
+        self.pool = pool
 
     def __len__(self):
         return len(self.positions)
+
+    def __getitems__(self, indices):
+        if self.pool is not None and len(indices) > 1:
+            return list(self.pool.map(self.__getitem__, indices))
+        return [self[i] for i in indices]
 
     def __getitem__(self, i):
         position = self.positions[i]
@@ -452,31 +489,59 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         return cache, keys
 
     def _num_workers(self, n_batches):
+        return self._loader_plan(n_batches, self._device(), True)[0]
+
+    def _loader_plan(self, n_batches, device, threadable):
+        """``(num_workers, decode_threads)`` for featurizing ``n_batches``."""
+        cores = _available_cores()
         if self.num_workers != "auto":
-            return self.num_workers
+            return self.num_workers, 0
+        if device.type == "cpu" and threadable and cores <= _THREADED_DECODE_MAX_CORES:
+            # Few cores: worker processes would run beside torch's intra-op
+            # threads and stall them; decode each batch with all cores in turn.
+            return 0, cores
         if n_batches < 2:
-            return 0
-        return max(1, min((os.cpu_count() or 1) - 1, 8))
+            return 0, 0
+        limit = _MAX_WORKERS_CUDA if device.type == "cuda" else _MAX_WORKERS_CPU
+        return max(1, min(cores - 1, limit)), 0
 
     def _run_encoder(self, encoder, items, positions, features, errors, cache, keys):
         device = self._device()
         n_batches = -(-len(positions) // self.batch_size)
-        num_workers = self._num_workers(n_batches)
         pixel_stage = encoder.pixel_stage
-        loader = torch.utils.data.DataLoader(
-            _ImageDataset(
-                items, positions, encoder.preprocess, self.image_transform, pixel_stage
-            ),
-            batch_size=self.batch_size,
-            shuffle=False,
-            num_workers=num_workers,
-            collate_fn=_collate,
-            pin_memory=device.type == "cuda",
-            persistent_workers=False,
-            # Without its own generator a DataLoader draws its worker seed from
-            # torch's global RNG, changing the caller's random state.
-            generator=torch.Generator().manual_seed(0),
+        num_workers, decode_threads = self._loader_plan(
+            n_batches, device, pixel_stage is not None
         )
+        with contextlib.ExitStack() as stack:
+            pool = None
+            if decode_threads > 1 and num_workers == 0:
+                pool = stack.enter_context(
+                    ThreadPoolExecutor(decode_threads, thread_name_prefix="skacd-decode")
+                )
+            loader = torch.utils.data.DataLoader(
+                _ImageDataset(
+                    items,
+                    positions,
+                    encoder.preprocess,
+                    self.image_transform,
+                    pixel_stage,
+                    pool,
+                ),
+                batch_size=self.batch_size,
+                shuffle=False,
+                num_workers=num_workers,
+                collate_fn=_collate,
+                pin_memory=device.type == "cuda",
+                persistent_workers=False,
+                worker_init_fn=_lower_priority if device.type == "cpu" else None,
+                # Without its own generator a DataLoader draws its worker seed from
+                # torch's global RNG, changing the caller's random state.
+                generator=torch.Generator().manual_seed(0),
+            )
+            self._consume(loader, encoder, device, positions, features, errors, cache, keys)
+
+    def _consume(self, loader, encoder, device, positions, features, errors, cache, keys):
+        pixel_stage = encoder.pixel_stage
         progress = None
         if self.verbose:
             from tqdm.auto import tqdm
