@@ -251,7 +251,8 @@ def predict_batches(forward, X, *, device, batch_size):
     outputs = []
     with torch.inference_mode():
         for start in range(0, X.shape[0], batch_size):
-            xb = torch.from_numpy(X[start : start + batch_size]).to(device)
+            # torch.tensor copies: inputs may be read-only (pandas, memmaps).
+            xb = torch.tensor(X[start : start + batch_size], device=device)
             outputs.append(forward(xb).float().cpu().numpy())
     if not outputs:
         return np.empty((0,), dtype=np.float32)
