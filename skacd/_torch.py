@@ -91,7 +91,7 @@ def cpu_state_dict(module):
 
 def as_tensor(X, device, dtype=torch.float32):
     """Move a numpy array to ``device`` once (kept there across epochs)."""
-    return torch.as_tensor(np.ascontiguousarray(X), dtype=dtype, device=device)
+    return torch.tensor(np.ascontiguousarray(X), dtype=dtype, device=device)
 
 
 def fit_module(
