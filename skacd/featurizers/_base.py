@@ -176,9 +176,6 @@ class _PixelStage:
 _THREADED_DECODE_MAX_CORES = 4
 _MAX_WORKERS_CPU = 8
 _MAX_WORKERS_CUDA = 16
-#: Niceness added to DataLoader workers on a CPU device, so that decoding
-#: yields to the model's threads.
-_WORKER_NICENESS = 10
 
 
 def _available_cores():
@@ -186,13 +183,6 @@ def _available_cores():
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         return os.cpu_count() or 1
-
-
-def _lower_priority(worker_id):
-    try:
-        os.nice(_WORKER_NICENESS)
-    except (AttributeError, OSError):  # pragma: no cover - not POSIX
-        pass
 
 
 class _ImageDataset(torch.utils.data.Dataset):
@@ -533,7 +523,6 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
                 collate_fn=_collate,
                 pin_memory=device.type == "cuda",
                 persistent_workers=False,
-                worker_init_fn=_lower_priority if device.type == "cpu" else None,
                 # Without its own generator a DataLoader draws its worker seed from
                 # torch's global RNG, changing the caller's random state.
                 generator=torch.Generator().manual_seed(0),

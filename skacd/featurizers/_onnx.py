@@ -12,6 +12,8 @@ Needs the ``onnx`` extra: ``pip install 'skacd[onnx]'`` (``onnxruntime`` and
 ``onnx``; torch's exporter may also want ``onnxscript``).
 """
 
+import contextlib
+import logging
 import os
 import tempfile
 import warnings
@@ -60,6 +62,10 @@ class OnnxInt8Module(torch.nn.Module):
         options.intra_op_num_threads = num_threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle ONNX Runtime threads would otherwise spin after each batch,
+        # taking the cores that decode the next batch (skacd alternates the
+        # two on small CPUs).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(
             model_bytes, options, providers=["CPUExecutionProvider"]
         )
@@ -76,8 +82,35 @@ class OnnxInt8Module(torch.nn.Module):
         raise TypeError("ONNX Runtime encoders are not picklable; they are rebuilt.")
 
 
+@contextlib.contextmanager
+def _quiet_root_logger():
+    # onnxruntime.quantization logs advice through the root logger.
+    logger = logging.getLogger()
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
 def _export(module, example, path):
     """Export ``module`` to ONNX at ``path`` with a dynamic batch axis."""
+    # nn.MultiheadAttention takes a fused "fast path" (which has no ONNX
+    # export) when no parameter requires grad, as in a frozen encoder; the
+    # trace must see the plain path, so the flags are raised while exporting.
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(True)
+        with torch.enable_grad():
+            _export_traced(module, example, path)
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def _export_traced(module, example, path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer and deprecation chatter
         kwargs = dict(
@@ -119,7 +152,7 @@ def onnx_int8_module(module, input_shape, *, op_types=("MatMul", "Gemm")):
         fp32 = os.path.join(tmp, "encoder.onnx")
         int8 = os.path.join(tmp, "encoder.int8.onnx")
         _export(module, example, fp32)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_root_logger():
             warnings.simplefilter("ignore")
             quantize_dynamic(
                 fp32,
