@@ -75,9 +75,12 @@ class CLIPFeaturizer(BaseFeaturizer):
     batch_size : int, default=64
         Images per forward pass.
     num_workers : int or "auto", default="auto"
-        DataLoader worker processes decoding images while the model runs;
-        ``"auto"`` uses ``cpu_count - 1`` (at most 8), and none for a single
-        batch.
+        DataLoader worker processes decoding images while the model runs.
+        ``"auto"``: on a CPU device with at most 4 cores, no worker process
+        and each batch decoded by a pool of one thread per core between
+        forward passes (worker processes would compete with torch's threads
+        for the cores); otherwise ``cores - 1`` workers (at most 8 on a CPU
+        device, 16 with CUDA), and none for a single batch.
     precision : {"auto", "float32", "bfloat16", "float16", "int8", "onnx-int8"}, \
             default="auto"
         ``"auto"`` is bfloat16 autocast on CUDA and float32 on the CPU.
