@@ -350,8 +350,8 @@ def run_throughput(args):
     )
     batches = preprocessed_batches(encoder, paths, batch_size, device)
     flops = count_flops(encoder.module, forward, batches[0], autocast)
-    mm_dtype = torch.float32 if precision in ("float32", "int8", "onnx-int8") else getattr(
-        torch, precision
+    mm_dtype = getattr(torch, precision) if precision in ("bfloat16", "float16") else (
+        torch.float32
     )
 
     naive_forward, naive_preprocess = naive_model(args, device)
@@ -735,7 +735,7 @@ def parse_args(argv=None):
         nargs="*",
         default=None,
         help="other precision modes to time and check against float32 (default on "
-        "CPU: int8 onnx-int8 bfloat16; on CUDA: float32)",
+        "CPU: int8 onnx-float32 onnx-int8 bfloat16; on CUDA: float32)",
     )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
@@ -761,7 +761,9 @@ def parse_args(argv=None):
         args.pretrained = None
     if args.compare is None:
         cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-        args.compare = ["float32"] if cuda else ["int8", "onnx-int8", "bfloat16"]
+        args.compare = (
+            ["float32"] if cuda else ["int8", "onnx-float32", "onnx-int8", "bfloat16"]
+        )
     return args
 
 

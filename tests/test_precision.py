@@ -28,6 +28,7 @@ PRECISIONS = [
     "bfloat16",
     "float16",
     "int8",
+    pytest.param("onnx-float32", marks=needs_onnxruntime),
     pytest.param("onnx-int8", marks=needs_onnxruntime),
 ]
 
@@ -60,6 +61,15 @@ def test_every_precision_on_a_convnet(lite0, image_folder, precision):
     assert features.shape == (3, 1280)
     assert features.dtype == np.float32
     assert np.all(np.isfinite(features))
+
+
+@needs_onnxruntime
+def test_onnx_float32_gives_the_float32_features(tiny_clip, lite0, image_folder):
+    _, paths, _, _ = image_folder
+    for featurizer in (tiny_clip, lite0):
+        reference = clone(featurizer).fit_transform(paths[:4])
+        onnx = clone(featurizer).set_params(precision="onnx-float32")
+        assert_allclose(onnx.fit_transform(paths[:4]), reference, rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
@@ -144,8 +154,8 @@ def test_featurize_out_of_the_wrong_shape_is_refused(tiny_clip, image_folder):
         tiny_clip.featurize(paths[:3], out=np.empty((3, 31), dtype=np.float32))
 
 
-@pytest.mark.parametrize("precision", ["int8", "onnx-int8"])
-def test_int8_modes_are_cpu_only(precision):
+@pytest.mark.parametrize("precision", ["int8", "onnx-float32", "onnx-int8"])
+def test_cpu_only_modes_refuse_cuda(precision):
     featurizer = CLIPFeaturizer("skacd-tiny-ViT", pretrained=None, precision=precision)
     featurizer.device = torch.device("cuda")
     if torch.cuda.is_available():

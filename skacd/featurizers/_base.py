@@ -23,9 +23,17 @@ from ._images import describe_item, limit_aspect_ratio, load_image, read_bytes
 
 __all__ = ["BaseFeaturizer", "FeaturizeResult"]
 
-PRECISIONS = {"auto", "float32", "bfloat16", "float16", "int8", "onnx-int8"}
+PRECISIONS = {
+    "auto",
+    "float32",
+    "bfloat16",
+    "float16",
+    "int8",
+    "onnx-float32",
+    "onnx-int8",
+}
 #: Precisions that run on the CPU only.
-CPU_ONLY_PRECISIONS = {"int8", "onnx-int8"}
+CPU_ONLY_PRECISIONS = {"int8", "onnx-float32", "onnx-int8"}
 
 # Loaded encoders, shared by clones of one featurizer (GridSearchCV clones the
 # pipeline for every candidate and fold; reloading CLIP each time would dominate).
@@ -411,8 +419,8 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
             return "bfloat16" if self._device().type == "cuda" else "float32"
         if self.precision in CPU_ONLY_PRECISIONS and self._device().type != "cpu":
             raise ValueError(
-                f"precision={self.precision!r} (dynamic quantisation) runs on the CPU "
-                "only; use device='cpu' or precision='bfloat16' on a GPU."
+                f"precision={self.precision!r} runs on the CPU only; use "
+                "device='cpu' or precision='bfloat16' on a GPU."
             )
         return self.precision
 

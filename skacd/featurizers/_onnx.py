@@ -1,12 +1,15 @@
-"""ONNX Runtime int8 encoders (``precision="onnx-int8"``). The only onnxruntime import.
+"""ONNX Runtime encoders (``precision="onnx-float32"`` and ``"onnx-int8"``).
 
-The frozen encoder is exported to ONNX once per process and configuration,
-its weights are quantised to int8 with ONNX Runtime's dynamic quantisation
+The only onnxruntime import. The frozen encoder is exported to ONNX once per
+process and configuration and batches run in an
+:class:`onnxruntime.InferenceSession` on the CPU. With ``"onnx-int8"`` its
+weights are first quantised to int8 with ONNX Runtime's dynamic quantisation
 (``MatMul``/``Gemm`` weights per output channel; activations quantised on the
-fly, per batch), and batches run in an :class:`onnxruntime.InferenceSession`
-on the CPU. Unlike torch's ``quantize_dynamic``, which leaves the attention
-projections of open_clip's ``nn.MultiheadAttention`` in float32, every weight
-matrix of the transformer is quantised. Convolutions stay float32.
+fly, per batch). Unlike torch's ``quantize_dynamic``, which leaves the
+attention projections of open_clip's ``nn.MultiheadAttention`` in float32,
+every weight matrix of the transformer is quantised. Convolutions stay
+float32 (ONNX Runtime's dynamic ``ConvInteger`` was several times slower and
+changed EfficientNet-Lite2 features to a cosine of 0.86).
 
 Needs the ``onnx`` extra: ``pip install 'skacd[onnx]'`` (``onnxruntime`` and
 ``onnx``; torch's exporter may also want ``onnxscript``).
@@ -21,11 +24,11 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["OnnxInt8Module", "onnx_int8_module"]
+__all__ = ["OnnxModule", "onnx_module"]
 
 INSTALL_HINT = (
-    "precision='onnx-int8' needs ONNX Runtime and onnx: pip install 'skacd[onnx]' "
-    "(or pip install onnxruntime onnx)."
+    "precision='onnx-float32' or 'onnx-int8' needs ONNX Runtime and onnx: pip "
+    "install 'skacd[onnx]' (or pip install onnxruntime onnx)."
 )
 
 
@@ -39,7 +42,7 @@ def _import_onnxruntime():
     return onnxruntime, quantize_dynamic, QuantType
 
 
-class OnnxInt8Module(torch.nn.Module):
+class OnnxModule(torch.nn.Module):
     """An ``nn.Module`` whose forward runs an ONNX Runtime session on the CPU.
 
     Takes and returns float32 CPU tensors; holds no torch parameters, so
@@ -48,7 +51,7 @@ class OnnxInt8Module(torch.nn.Module):
     Parameters
     ----------
     model_bytes : bytes
-        The serialised (quantised) ONNX model.
+        The serialised ONNX model.
     output_dim : int
         Width of the output.
     num_threads : int or None, default=None
@@ -125,8 +128,8 @@ def _export_traced(module, example, path):
             torch.onnx.export(module, (example,), path, **kwargs)
 
 
-def onnx_int8_module(module, input_shape, *, op_types=("MatMul", "Gemm")):
-    """Export a frozen float32 encoder and quantise its weights to int8.
+def onnx_module(module, input_shape, *, quantize=True, op_types=("MatMul", "Gemm")):
+    """Export a frozen float32 encoder to ONNX Runtime, its weights in int8.
 
     Parameters
     ----------
@@ -134,12 +137,15 @@ def onnx_int8_module(module, input_shape, *, op_types=("MatMul", "Gemm")):
         The encoder, in eval mode, on the CPU.
     input_shape : tuple of int
         ``(channels, height, width)`` of one preprocessed image.
+    quantize : bool, default=True
+        Quantise the weights of ``op_types`` to int8; ``False`` keeps the
+        float32 model.
     op_types : tuple of str, default=("MatMul", "Gemm")
         ONNX operators whose weights are quantised.
 
     Returns
     -------
-    module : OnnxInt8Module
+    module : OnnxModule
     """
     _, quantize_dynamic, QuantType = _import_onnxruntime()
     import onnx
@@ -152,6 +158,9 @@ def onnx_int8_module(module, input_shape, *, op_types=("MatMul", "Gemm")):
         fp32 = os.path.join(tmp, "encoder.onnx")
         int8 = os.path.join(tmp, "encoder.int8.onnx")
         _export(module, example, fp32)
+        if not quantize:
+            with open(fp32, "rb") as fh:
+                return OnnxModule(fh.read(), output_dim)
         with warnings.catch_warnings(), _quiet_root_logger():
             warnings.simplefilter("ignore")
             quantize_dynamic(
@@ -164,4 +173,4 @@ def onnx_int8_module(module, input_shape, *, op_types=("MatMul", "Gemm")):
             )
         with open(int8, "rb") as fh:
             data = fh.read()
-    return OnnxInt8Module(data, output_dim)
+    return OnnxModule(data, output_dim)

@@ -81,14 +81,14 @@ class CLIPFeaturizer(BaseFeaturizer):
         forward passes (worker processes would compete with torch's threads
         for the cores); otherwise ``cores - 1`` workers (at most 8 on a CPU
         device, 16 with CUDA), and none for a single batch.
-    precision : {"auto", "float32", "bfloat16", "float16", "int8", "onnx-int8"}, \
-            default="auto"
+    precision : {"auto", "float32", "bfloat16", "float16", "int8", "onnx-float32", \
+            "onnx-int8"}, default="auto"
         ``"auto"`` is bfloat16 autocast on CUDA and float32 on the CPU.
         ``"int8"`` dynamically quantises linear layers with torch (CPU only).
-        ``"onnx-int8"`` exports the image tower to ONNX and runs it in ONNX
-        Runtime with int8 weights (CPU only; needs ``pip install
-        'skacd[onnx]'``). See the performance page of the user guide for the
-        speed and the feature change of each mode on a CPU.
+        ``"onnx-float32"`` exports the image tower to ONNX and runs it in ONNX
+        Runtime; ``"onnx-int8"`` does the same with int8 weights (CPU only;
+        both need ``pip install 'skacd[onnx]'``). See the performance page of
+        the user guide for the speed and the feature change of each mode.
     normalize : bool, default=True
         L2-normalise each embedding, as CLIP similarity does.
     image_transform : callable or None, default=None
@@ -270,12 +270,12 @@ class CLIPFeaturizer(BaseFeaturizer):
         del model  # the text tower is never used
         if precision == "int8":
             module = quantize_linear_int8(module)
-        elif precision == "onnx-int8":
-            from ._onnx import onnx_int8_module
+        elif precision in ("onnx-float32", "onnx-int8"):
+            from ._onnx import onnx_module
 
             size = module.image_size
             size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
-            module = onnx_int8_module(module, (3, *size))
+            module = onnx_module(module, (3, *size), quantize=precision == "onnx-int8")
         module = module.to(device)
         return Encoder(
             module=module,

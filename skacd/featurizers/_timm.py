@@ -160,10 +160,11 @@ class TimmFeaturizer(BaseFeaturizer):
         Images per forward pass.
     num_workers : int or "auto", default="auto"
         DataLoader worker processes; see :class:`CLIPFeaturizer`.
-    precision : {"auto", "float32", "bfloat16", "float16", "int8", "onnx-int8"}, \
-            default="auto"
+    precision : {"auto", "float32", "bfloat16", "float16", "int8", "onnx-float32", \
+            "onnx-int8"}, default="auto"
         As for :class:`CLIPFeaturizer`. Convolutions stay float32 in the int8
-        modes, so they barely speed up convolutional networks.
+        modes, so on convolutional networks ``"int8"`` equals ``"float32"``
+        and ``"onnx-int8"`` equals ``"onnx-float32"``.
     normalize : bool, default=False
         L2-normalise each embedding.
     image_transform : callable or None, default=None
@@ -279,11 +280,13 @@ class TimmFeaturizer(BaseFeaturizer):
         memory_format = torch.contiguous_format
         if precision == "int8":
             model = quantize_linear_int8(model)
-        elif precision == "onnx-int8":
-            from ._onnx import onnx_int8_module
+        elif precision in ("onnx-float32", "onnx-int8"):
+            from ._onnx import onnx_module
 
-            model = onnx_int8_module(model, tuple(config["input_size"]))
-        if precision != "onnx-int8" and _is_convnet(model):
+            model = onnx_module(
+                model, tuple(config["input_size"]), quantize=precision == "onnx-int8"
+            )
+        if not precision.startswith("onnx") and _is_convnet(model):
             # oneDNN / cuDNN convolutions run faster on NHWC tensors.
             memory_format = torch.channels_last
             model = model.to(memory_format=memory_format)
