@@ -20,6 +20,7 @@ from .._compat import Interval, StrOptions, _fit_context, validate_params  # noq
 from .._torch import resolve_device
 from ..exceptions import ImageLoadError, ImageLoadWarning
 from ._images import describe_item, limit_aspect_ratio, load_image, read_bytes
+from ._layers import EMBEDDING, block_of, canonical_layers
 
 __all__ = ["BaseFeaturizer", "FeaturizeResult"]
 
@@ -56,6 +57,17 @@ class Encoder:
     #: batched uint8 -> normalised float stage (see :class:`_PixelStage`), or
     #: None when ``preprocess`` is not the usual ``[..., ToTensor, Normalize]``.
     pixel_stage: object = None
+    #: Column names when the encoder reads intermediate layers (``layers``),
+    #: else None (columns are then named ``<classname><i>``).
+    feature_names: list = None
+
+    @property
+    def embedding_columns(self):
+        """The columns holding the final embedding (what ``normalize`` scales)."""
+        if self.feature_names is None:
+            return slice(None)
+        rows = [i for i, n in enumerate(self.feature_names) if block_of(n) == EMBEDDING]
+        return slice(rows[0], rows[-1] + 1) if rows else None
 
 
 @dataclass
@@ -252,6 +264,8 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         "image_transform": [callable, None],
         "cache": [str, os.PathLike, None, object],
         "on_error": [StrOptions({"raise", "skip"})],
+        "layers": ["array-like", Interval(Integral, 0, None, closed="left"), str, None],
+        "pooling": [str],
         "verbose": ["verbose"],
     }
 
@@ -266,6 +280,15 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
     def _encoder_key(self):  # pragma: no cover - abstract
         """A hashable description of the weights, for the in-process cache."""
         raise NotImplementedError
+
+    def _readout(self):
+        """``(sorted layer indices, whether the embedding is read)``, or None.
+
+        None when ``layers`` is None: the encoder returns its final embedding.
+        """
+        if self.layers is None:
+            return None
+        return canonical_layers(self.layers)
 
     # -- estimator API -----------------------------------------------------
 
@@ -426,7 +449,12 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
 
     def _get_encoder(self):
         device, precision = self._device(), self._precision()
+        readout = self._readout()
+        readout_key = None
+        if readout is not None:
+            readout_key = (tuple(readout[0]), readout[1], self.pooling)
         key = (type(self).__name__, self._encoder_key(), str(device), precision)
+        key += (readout_key,)
         encoder = _ENCODER_CACHE.get(key)
         if encoder is None:
             encoder = self._create_encoder(device, precision)
@@ -438,6 +466,10 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
                 precision=precision,
                 device_type=device.type,
             )
+            if readout is not None:  # absent for the default: old cache keys hold
+                layers, embedding = readout
+                encoder.identity["layers"] = layers + ([EMBEDDING] if embedding else [])
+                encoder.identity["pooling"] = self.pooling
             _ENCODER_CACHE[key] = encoder
             while len(_ENCODER_CACHE) > _ENCODER_CACHE_SIZE:
                 _ENCODER_CACHE.popitem(last=False)
@@ -581,8 +613,11 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
                         with autocast:
                             out = forward(batch)
                         out = out.float()
-                        if self.normalize:
-                            out = torch.nn.functional.normalize(out, dim=-1)
+                        columns = encoder.embedding_columns
+                        if self.normalize and columns is not None:
+                            out[:, columns] = torch.nn.functional.normalize(
+                                out[:, columns], dim=-1
+                            )
                         copied = None
                         if cuda:
                             out = out.to("cpu", non_blocking=True)  # pinned
@@ -615,7 +650,13 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         return torch.autocast(device.type, enabled=False)
 
     def get_feature_names_out(self, input_features=None):
-        """Output feature names: ``<classname>0``, ``<classname>1``, ...
+        """Output feature names.
+
+        With ``layers=None``: ``<classname>0``, ``<classname>1``, ... With
+        ``layers``: ``<block>_<statistic><channel>`` for each layer read
+        (``stage2_mean7``, ``stage2_std7`` for a timm CNN, ``block5_cls3``
+        for a CLIP ViT), then ``embedding0``, ... for the final embedding, so
+        that :class:`~skacd.BlockSelector` can pick blocks by name.
 
         Parameters
         ----------
@@ -627,7 +668,12 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         feature_names_out : ndarray of str objects
             ``n_features_out_`` names.
         """
-        dim = getattr(self, "n_features_out_", None) or self._get_encoder().embed_dim
+        dim = getattr(self, "n_features_out_", None)
+        if self.layers is not None or dim is None:
+            encoder = self._get_encoder()
+            if encoder.feature_names is not None:
+                return np.asarray(encoder.feature_names, dtype=object)
+            dim = encoder.embed_dim
         prefix = type(self).__name__.lower()
         return np.asarray([f"{prefix}{i}" for i in range(dim)], dtype=object)
 

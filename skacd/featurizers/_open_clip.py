@@ -10,6 +10,7 @@ import torch
 from .._torch import seeded
 from ..exceptions import WeightsUnavailableError
 from ._base import BaseFeaturizer, Encoder
+from ._layers import OpenCLIPReadout, clip_tower_has_tokens, pooling_statistics
 from ._weights import check_hub_reachable, file_identity, hub_file_in_cache
 
 __all__ = ["CLIPFeaturizer"]
@@ -103,6 +104,22 @@ class CLIPFeaturizer(BaseFeaturizer):
         NaN and list it in an :class:`~skacd.exceptions.ImageLoadWarning`.
     cache_dir : str or None, default=None
         Where open_clip keeps downloaded weights.
+    layers : list of int and/or "embedding", or None, default=None
+        ``None``: the final image embedding. Otherwise the transformer blocks
+        to read (block ``i`` is the residual stream after the ``i``-th
+        block, as in RINE, Koutlis and Papadopoulos 2024), each summarised by
+        ``pooling``, in increasing order, and ``"embedding"`` for the final
+        embedding after them. Read with open_clip's ``forward_intermediates``;
+        without ``"embedding"`` the blocks after the last one read are pruned
+        and never run.
+    pooling : str, default="auto"
+        How each block is summarised: ``"cls"`` (the CLS token), ``"mean"``
+        (the mean patch token), ``"std"`` (per-channel standard deviation of
+        the patch tokens), or several joined by ``"_"`` (``"cls_mean"``);
+        ``"auto"`` is ``"cls"``. For convolutional towers (ResNet CLIP) the
+        statistics are over each stage's feature map, ``"auto"`` being
+        ``"mean_std"``. With ``layers``, ``normalize`` applies to the
+        embedding columns only.
     verbose : int, default=0
         Progress bar when positive.
 
@@ -162,6 +179,8 @@ class CLIPFeaturizer(BaseFeaturizer):
         cache=None,
         on_error="raise",
         cache_dir=None,
+        layers=None,
+        pooling="auto",
         verbose=0,
     ):
         self.model_name = model_name
@@ -175,6 +194,8 @@ class CLIPFeaturizer(BaseFeaturizer):
         self.cache = cache
         self.on_error = on_error
         self.cache_dir = cache_dir
+        self.layers = layers
+        self.pooling = pooling
         self.verbose = verbose
 
     def _encoder_key(self):
@@ -268,19 +289,28 @@ class CLIPFeaturizer(BaseFeaturizer):
             ) from exc
         module = model.visual.eval()
         del model  # the text tower is never used
+        embed_dim, feature_names = int(module.output_dim), None
+        size = module.image_size
+        size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+        readout = self._readout()
+        if readout is not None:
+            tokens = clip_tower_has_tokens(module)
+            statistics = pooling_statistics(self.pooling, tokens=tokens)
+            module = OpenCLIPReadout(module, *readout, statistics, tokens).eval()
+            feature_names = module.column_names((3, *size), "block")
+            embed_dim = len(feature_names)
         if precision == "int8":
             module = quantize_linear_int8(module)
         elif precision in ("onnx-float32", "onnx-int8"):
             from ._onnx import onnx_module
 
-            size = module.image_size
-            size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
             module = onnx_module(module, (3, *size), quantize=precision == "onnx-int8")
         module = module.to(device)
         return Encoder(
             module=module,
             preprocess=preprocess,
-            embed_dim=int(module.output_dim),
+            embed_dim=embed_dim,
+            feature_names=feature_names,
             identity={
                 "library": "open_clip",
                 "library_version": open_clip.__version__,

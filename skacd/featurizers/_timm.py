@@ -4,10 +4,14 @@ import importlib
 import os
 import re
 
+from numbers import Real
+
 import torch
 
+from .._compat import Interval
 from .._torch import seeded
 from ._base import BaseFeaturizer, Encoder
+from ._layers import TimmReadout, pooling_statistics
 from ._open_clip import quantize_linear_int8
 from ._weights import check_hub_reachable, file_identity
 
@@ -173,6 +177,30 @@ class TimmFeaturizer(BaseFeaturizer):
         A persistent feature cache directory.
     on_error : {"raise", "skip"}, default="raise"
         Policy for images that cannot be loaded; see :class:`CLIPFeaturizer`.
+    crop_pct : float in (0, 1] or None, default=None
+        Share of the resized image kept by the centre crop: the image's
+        short side is resized to ``input_size / crop_pct``, then the centre
+        ``input_size`` square is kept. ``None`` takes the model's own
+        pretrained configuration (0.89 for EfficientNet-Lite2: resize to
+        292 px, crop 260 px); ``1.0`` resizes the short side to the input
+        size (260 px) and crops nothing more, which keeps more of the
+        low-level traces the early stages read (see
+        :func:`~skacd.make_detector`).
+    layers : list of int and/or "embedding", or None, default=None
+        ``None``: the pooled pre-logits embedding (1280 numbers for
+        EfficientNet-Lite). Otherwise the stages to read, each summarised by
+        ``pooling``, in increasing order, and ``"embedding"`` for the final
+        embedding after them: e.g. ``[0, 1, 2, 3]`` or
+        ``[0, 1, 2, 3, "embedding"]``. Stage ``i`` is the output of
+        ``model.blocks[i]`` for EfficientNet-style models (7 stages for
+        EfficientNet-Lite), the ``i``-th ``feature_info`` level for other timm
+        models. Read with timm's ``forward_intermediates``; without
+        ``"embedding"`` the layers after the last stage read are pruned
+        (``prune_intermediate_layers``) and never run.
+    pooling : str, default="auto"
+        How each stage is summarised: ``"mean"`` (channel means), ``"std"``
+        (channel standard deviations), ``"mean_std"`` (both); ``"auto"`` is
+        ``"mean_std"``. Ignored when ``layers`` is None.
     verbose : int, default=0
         Progress bar when positive.
 
@@ -183,7 +211,9 @@ class TimmFeaturizer(BaseFeaturizer):
     precision_ : str
         The precision used.
     n_features_out_ : int
-        Feature dimension (1280 for EfficientNet-Lite0/2).
+        Feature dimension (1280 for EfficientNet-Lite0/2; with ``layers``,
+        the channels of each stage read times the statistics of ``pooling``,
+        plus the embedding's 1280 when asked for).
 
     See Also
     --------
@@ -197,6 +227,15 @@ class TimmFeaturizer(BaseFeaturizer):
     >>> featurizer = TimmFeaturizer("efficientnet_lite0", device="cpu")
     >>> featurizer.fit_transform(images).shape
     (2, 1280)
+
+    The channel mean and standard deviation of the first four stages, where
+    the traces of generators sit (the rest of the network is not run):
+
+    >>> early = TimmFeaturizer("efficientnet_lite0", layers=[0, 1, 2, 3], device="cpu")
+    >>> early.fit_transform(images).shape
+    (2, 320)
+    >>> early.get_feature_names_out()[[0, 16, 32]].tolist()
+    ['stage0_mean0', 'stage0_std0', 'stage1_mean0']
     """
 
     _parameter_constraints = {
@@ -204,6 +243,7 @@ class TimmFeaturizer(BaseFeaturizer):
         "model_name": [str],
         "checkpoint_path": [str, os.PathLike, None],
         "pretrained": ["boolean"],
+        "crop_pct": [Interval(Real, 0, 1, closed="right"), None],
     }
 
     def __init__(
@@ -220,6 +260,9 @@ class TimmFeaturizer(BaseFeaturizer):
         image_transform=None,
         cache=None,
         on_error="raise",
+        crop_pct=None,
+        layers=None,
+        pooling="auto",
         verbose=0,
     ):
         self.model_name = model_name
@@ -233,10 +276,18 @@ class TimmFeaturizer(BaseFeaturizer):
         self.image_transform = image_transform
         self.cache = cache
         self.on_error = on_error
+        self.crop_pct = crop_pct
+        self.layers = layers
+        self.pooling = pooling
         self.verbose = verbose
 
     def _encoder_key(self):
-        return (self.model_name, str(self.checkpoint_path), bool(self.pretrained))
+        return (
+            self.model_name,
+            str(self.checkpoint_path),
+            bool(self.pretrained),
+            self.crop_pct,
+        )
 
     def _create_encoder(self, device, precision):
         import timm
@@ -274,9 +325,17 @@ class TimmFeaturizer(BaseFeaturizer):
             weights = f"random-init-seed{RANDOM_INIT_SEED}"
         model.reset_classifier(0)  # forward() now returns pooled pre-logits features
         model.eval()
-        config = timm.data.resolve_data_config({}, model=model)
+        overrides = {} if self.crop_pct is None else {"crop_pct": float(self.crop_pct)}
+        config = timm.data.resolve_data_config(overrides, model=model)
         preprocess = timm.data.create_transform(**config)
         embed_dim = int(model.num_features)
+        feature_names = None
+        readout = self._readout()
+        if readout is not None:
+            statistics = pooling_statistics(self.pooling, tokens=False)
+            model = TimmReadout(model, *readout, statistics).eval()
+            feature_names = model.column_names(tuple(config["input_size"]), "stage")
+            embed_dim = len(feature_names)
         memory_format = torch.contiguous_format
         if precision == "int8":
             model = quantize_linear_int8(model)
@@ -296,6 +355,7 @@ class TimmFeaturizer(BaseFeaturizer):
             preprocess=preprocess,
             embed_dim=embed_dim,
             memory_format=memory_format,
+            feature_names=feature_names,
             identity={
                 "library": "timm",
                 "library_version": timm.__version__,
