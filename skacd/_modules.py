@@ -69,6 +69,60 @@ class AutoEncoder(nn.Module):
         return (x - self.reconstruct(x)).abs()
 
 
+class LinearAutoEncoder(nn.Module):
+    """A closed-form linear ``D(E(x))``: projection on principal components.
+
+    ``components`` (``latent_dim`` x ``n_features``, orthonormal rows) span
+    the principal subspace of the standardised training rows; the
+    reconstruction is the orthogonal projection onto it, mapped back to input
+    units, so the residual is in the units of ``x`` as for :class:`AutoEncoder`.
+    """
+
+    def __init__(self, n_features, latent_dim):
+        super().__init__()
+        self.standardize = Standardize(n_features)
+        self.register_buffer("components", torch.zeros(latent_dim, n_features))
+
+    @classmethod
+    def fit(cls, X, n_components):
+        """The linear autoencoder of the numpy rows ``X``.
+
+        ``n_components``: an int (at most ``min(n_samples - 1, n_features)``
+        axes are kept), or a float in (0, 1), the share of the standardised
+        variance to explain, as in ``sklearn.decomposition.PCA``.
+        """
+        import numpy as np
+
+        standardize = Standardize(X.shape[1]).fit_(X)
+        Z = (X.astype(np.float64) - standardize.mean.numpy()) / standardize.scale.numpy()
+        Z -= Z.mean(axis=0)  # already ~0; exact centring for the SVD
+        _, singular, vt = np.linalg.svd(Z, full_matrices=False)
+        # Deterministic signs (as scikit-learn's svd_flip): largest |entry| > 0.
+        signs = np.sign(vt[np.arange(vt.shape[0]), np.abs(vt).argmax(axis=1)])
+        signs[signs == 0] = 1.0
+        vt *= signs[:, None]
+        rank = max(min(X.shape[0] - 1, X.shape[1]), 1)
+        if isinstance(n_components, float):
+            variance = singular**2
+            share = np.cumsum(variance) / max(variance.sum(), np.finfo(float).tiny)
+            k = int(np.searchsorted(share, n_components, side="right") + 1)
+        else:
+            k = int(n_components)
+        k = min(k, rank)
+        module = cls(X.shape[1], k)
+        module.standardize.load_state_dict(standardize.state_dict())
+        module.components.copy_(torch.as_tensor(vt[:k]))
+        return module
+
+    def reconstruct(self, x):
+        z = self.standardize(x) @ self.components.T
+        return (z @ self.components) * self.standardize.scale + self.standardize.mean
+
+    def forward(self, x):
+        """Return the attribution ``|x - D(E(x))|``."""
+        return (x - self.reconstruct(x)).abs()
+
+
 class BinaryHead(nn.Module):
     """The classifier head: standardisation, then an MLP to one logit."""
 

@@ -17,7 +17,7 @@ from ._compat import (
     check_is_fitted,
     validate_data,
 )
-from ._modules import ACTIVATIONS, AutoEncoder
+from ._modules import ACTIVATIONS, AutoEncoder, LinearAutoEncoder
 from ._torch import TorchModuleStateMixin, draw_seed, resolve_device, seeded
 from ._training import TorchTrainerMixin
 
@@ -61,11 +61,24 @@ class AttributionSpace(
     source_class : int, str or bool, default=0
         The label, in ``y``, of the class the autoencoder is fitted on. Ignored
         when ``fit`` gets ``y=None`` (every row is then a source row).
+    solver : {"adam", "pca"}, default="adam"
+        ``"adam"``: the paper's torch autoencoder, trained with Adam on the
+        L1 loss. ``"pca"``: the closed-form linear autoencoder, the
+        projection of the standardised rows on their ``latent_dim`` leading
+        principal axes (``sklearn.decomposition.PCA``); deterministic, and
+        thousands of times faster. With ``"pca"`` the parameters
+        ``hidden_layer_sizes``, ``activation`` and the training parameters
+        (``max_epochs`` to ``tol``) are not used.
     hidden_layer_sizes : array-like of int, default=(512,)
         Widths of the encoder's hidden layers; the decoder mirrors them.
         ``()`` gives a linear encoder and decoder.
-    latent_dim : int, default=128
-        Width of the bottleneck :math:`E(x)`.
+    latent_dim : int or float, default=128
+        Width of the bottleneck :math:`E(x)`. With ``solver="pca"``, the
+        number of principal axes kept (at most the number of source rows
+        minus one and the number of features), or a float in (0, 1): keep
+        the fewest axes that explain this share of the variance of the
+        standardised source rows, as ``PCA(n_components=0.9)`` does
+        (``n_components_`` says how many).
     activation : {"relu", "gelu", "tanh", "leaky_relu", "identity"}, default="relu"
         Activation between layers.
     max_epochs : int, default=200
@@ -118,8 +131,12 @@ class AttributionSpace(
         Names of features seen during fit, when ``X`` had string column names.
     n_source_samples_ : int
         Rows the autoencoder was fitted on.
+    n_components_ : int
+        Width of the bottleneck actually used (``latent_dim``, or less with
+        ``solver="pca"`` on few rows).
     loss_curve_ : list of float
-        Training loss (mean L1) per epoch of ``module_``.
+        Training loss (mean L1) per epoch of ``module_`` (one entry, the
+        final loss, with ``solver="pca"``).
     validation_scores_ : list of float or None
         Negative validation loss per epoch, when early stopping.
     n_iter_ : int
@@ -162,8 +179,12 @@ class AttributionSpace(
 
     _parameter_constraints = {
         "source_class": "no_validation",
+        "solver": [StrOptions({"adam", "pca"})],
         "hidden_layer_sizes": ["array-like"],
-        "latent_dim": [Interval(Integral, 1, None, closed="left")],
+        "latent_dim": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Real, 0, 1, closed="neither"),
+        ],
         "activation": [StrOptions(set(ACTIVATIONS))],
         **TorchTrainerMixin._training_parameter_constraints,
         "cv": [Interval(Integral, 2, None, closed="left"), None],
@@ -175,6 +196,7 @@ class AttributionSpace(
         self,
         source_class=0,
         *,
+        solver="adam",
         hidden_layer_sizes=(512,),
         latent_dim=128,
         activation="relu",
@@ -194,6 +216,7 @@ class AttributionSpace(
         verbose=0,
     ):
         self.source_class = source_class
+        self.solver = solver
         self.hidden_layer_sizes = hidden_layer_sizes
         self.latent_dim = latent_dim
         self.activation = activation
@@ -313,14 +336,27 @@ class AttributionSpace(
         self._fold_seed = draw_seed(rng)
         n_folds = self.cv or 0
         self._cv_seeds = [draw_seed(rng) for _ in range(n_folds)]
-        self.module_config_ = {
-            "n_features": int(X_source.shape[1]),
-            "hidden_layer_sizes": [int(h) for h in np.ravel(self.hidden_layer_sizes)],
-            "latent_dim": int(self.latent_dim),
-            "activation": self.activation,
-        }
+        if self.solver == "pca":
+            self.module_config_ = {"solver": "pca", "n_features": int(X_source.shape[1])}
+        else:
+            if not isinstance(self.latent_dim, Integral):
+                raise ValueError(
+                    f"latent_dim={self.latent_dim!r} (a share of variance) needs "
+                    "solver='pca'; the 'adam' autoencoder takes an int."
+                )
+            self.module_config_ = {
+                "n_features": int(X_source.shape[1]),
+                "hidden_layer_sizes": [
+                    int(h) for h in np.ravel(self.hidden_layer_sizes)
+                ],
+                "latent_dim": int(self.latent_dim),
+                "activation": self.activation,
+            }
         self.module_, history = self._train(X_source, seed, None)
+        if self.solver == "pca":
+            self.module_config_["latent_dim"] = int(self.module_.components.shape[0])
         self.n_source_samples_ = int(X_source.shape[0])
+        self.n_components_ = int(self.module_config_["latent_dim"])
         self._record_history(history)
         self.offset_ = float(
             np.percentile(self._score(self.module_, X_source), 100 * self.contamination)
@@ -328,6 +364,13 @@ class AttributionSpace(
 
     def _train(self, X_source, seed, fold):
         device = torch.device(self.device_)
+        if self.solver == "pca":
+            latent_dim = self.latent_dim
+            if not isinstance(latent_dim, Integral):
+                latent_dim = float(latent_dim)
+            module = LinearAutoEncoder.fit(X_source, latent_dim).to(device).eval()
+            loss = float(self._attribute(module, X_source).mean(dtype=np.float64))
+            return module, {"loss_curve": [loss], "validation_scores": None, "n_iter": 1}
         with seeded(seed, device):
             module = self._build_module("module", self.module_config_).to(device)
             module.standardize.fit_(X_source)
@@ -342,6 +385,9 @@ class AttributionSpace(
         return module, history
 
     def _build_module(self, name, config):
+        if config.get("solver") == "pca":
+            config = {k: v for k, v in config.items() if k != "solver"}
+            return LinearAutoEncoder(**config)
         return AutoEncoder(**config)
 
     # -- inference ---------------------------------------------------------

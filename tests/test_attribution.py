@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import make_pipeline
 
@@ -161,3 +162,44 @@ def test_too_few_rows_for_the_folds(data):
     y[np.flatnonzero(y == 0)[3:]] = 1
     with pytest.raises(ValueError, match="cv=5 folds need at least 5 rows"):
         AttributionSpace(random_state=0, **FAST).fit_transform(X, y)
+
+
+def test_pca_solver_equals_sklearn_pca_on_standardised_source_rows():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.RandomState(0)
+    X = (rng.randn(120, 16) @ rng.randn(16, 16) + 3).astype(np.float32)
+    y = np.r_[np.zeros(70), np.ones(50)]
+    space = AttributionSpace(solver="pca", latent_dim=5, device="cpu").fit(X, y)
+    source = X[y == 0].astype(np.float64)
+    mean, scale = source.mean(0), source.std(0)
+    pca = PCA(5).fit((source - mean) / scale)
+    Z = (X - mean) / scale
+    expected = np.abs(X - (pca.inverse_transform(pca.transform(Z)) * scale + mean))
+    assert_allclose(space.transform(X), expected, rtol=1e-4, atol=1e-4)
+    assert space.n_components_ == 5 and space.n_iter_ == 1
+    # A share of variance picks as many axes as PCA(n_components=share).
+    share = AttributionSpace(solver="pca", latent_dim=0.9, device="cpu").fit(X, y)
+    assert share.n_components_ == PCA(0.9).fit((source - mean) / scale).n_components_
+
+
+def test_pca_solver_is_deterministic_cross_fitted_and_pickles():
+    X, y = make_generator_manifolds(n_samples=200, n_features=24, random_state=0)
+    space = AttributionSpace(solver="pca", latent_dim=6, random_state=0, device="cpu")
+    A = space.fit_transform(X, y)
+    assert_array_equal(A, clone(space).fit_transform(X, y))
+    plain = space.transform(X)
+    source = y == 0
+    assert not np.allclose(A[source], plain[source])  # out-of-fold on source rows
+    assert_array_equal(A[~source], plain[~source])
+    restored = pickle.loads(pickle.dumps(space))
+    assert_array_equal(restored.transform(X), plain)
+    # Fewer source rows than axes: the bottleneck shrinks to the rank.
+    small = AttributionSpace(solver="pca", latent_dim=50, device="cpu").fit(X[:12], None)
+    assert small.n_components_ == 11
+
+
+def test_share_of_variance_needs_the_pca_solver():
+    X, y = make_generator_manifolds(n_samples=60, n_features=8, random_state=0)
+    with pytest.raises(ValueError, match="needs solver='pca'"):
+        AttributionSpace(latent_dim=0.5, max_epochs=1).fit(X, y)
