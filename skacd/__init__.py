@@ -8,6 +8,7 @@ and a light classifier on the attribution residuals.
 from .attribution import AttributionSpace
 from .classifier import AttributionClassifier
 from .featurizers import CLIPFeaturizer, TimmFeaturizer
+from .fusion import BlockSelector, make_detector
 from .io import load, save
 
 __version__ = "0.1.0.dev0"
@@ -17,6 +18,8 @@ __all__ = [
     "AttributionClassifier",
     "CLIPFeaturizer",
     "TimmFeaturizer",
+    "BlockSelector",
+    "make_detector",
     "load",
     "save",
     "__version__",

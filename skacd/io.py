@@ -55,7 +55,16 @@ _MACHINE_LOCAL_PARAMS = {
 
 _ATTRIBUTE_NAME = re.compile(r"_?[A-Za-z][A-Za-z0-9_]*\Z")
 _STEP_NAME = re.compile(r"[A-Za-z0-9_.\-]+\Z")
-_TAGS = ("__tuple__", "__float__", "__ndarray__", "__tensor__", "__transform__")
+_TAGS = (
+    "__tuple__",
+    "__float__",
+    "__ndarray__",
+    "__tensor__",
+    "__transform__",
+    "__estimator__",
+)
+# Fitted attributes that are rebuilt on load from others, never stored.
+_DERIVED_ATTRIBUTES = {"sklearn.ensemble.StackingClassifier": {"named_estimators_"}}
 
 
 class DetectorFileError(ValueError):
@@ -71,23 +80,31 @@ class DetectorFileError(ValueError):
 def _allowed_classes():
     """The classes :func:`load` may instantiate, by the name stored in files."""
     from sklearn.decomposition import PCA
+    from sklearn.ensemble import StackingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import LabelEncoder, StandardScaler
 
     from .attribution import AttributionSpace
     from .classifier import AttributionClassifier
     from .featurizers import CLIPFeaturizer, TimmFeaturizer
+    from .fusion import BlockSelector, ScoreAveragingClassifier
 
     return {
         "skacd.CLIPFeaturizer": CLIPFeaturizer,
         "skacd.TimmFeaturizer": TimmFeaturizer,
         "skacd.AttributionSpace": AttributionSpace,
         "skacd.AttributionClassifier": AttributionClassifier,
+        "skacd.BlockSelector": BlockSelector,
+        "skacd.fusion.ScoreAveragingClassifier": ScoreAveragingClassifier,
         "sklearn.pipeline.Pipeline": Pipeline,
         "sklearn.preprocessing.StandardScaler": StandardScaler,
+        "sklearn.preprocessing.LabelEncoder": LabelEncoder,
         "sklearn.decomposition.PCA": PCA,
         "sklearn.linear_model.LogisticRegression": LogisticRegression,
+        # A StackingClassifier's callables are its estimators, themselves on
+        # this list; nothing in a file can name any other callable.
+        "sklearn.ensemble.StackingClassifier": StackingClassifier,
     }
 
 
@@ -139,8 +156,12 @@ class _Writer:
         self.tensors[key] = tensor
         return key
 
-    def encode(self, value, where, key):
-        """JSON-able form of ``value``; ``key`` names its tensor if it needs one."""
+    def encode(self, value, where, key, fitted=True):
+        """JSON-able form of ``value``; ``key`` names its tensor if it needs one.
+
+        An estimator inside a parameter (``fitted=False``, e.g. the template
+        estimators of a StackingClassifier) is stored as its parameters only.
+        """
         from .featurizers import GaussianBlur, JPEGCompression
 
         if value is None or isinstance(value, (bool, np.bool_, str)):
@@ -158,10 +179,13 @@ class _Writer:
             return str(value)
         if isinstance(value, tuple):
             return {
-                "__tuple__": [self.encode(v, where, f"{key}.{i}") for i, v in enumerate(value)]
+                "__tuple__": [
+                    self.encode(v, where, f"{key}.{i}", fitted)
+                    for i, v in enumerate(value)
+                ]
             }
         if isinstance(value, list):
-            return [self.encode(v, where, f"{key}.{i}") for i, v in enumerate(value)]
+            return [self.encode(v, where, f"{key}.{i}", fitted) for i, v in enumerate(value)]
         if isinstance(value, dict):
             out = {}
             for k, v in value.items():
@@ -170,7 +194,7 @@ class _Writer:
                         f"skacd.save cannot store {where}: dict key {k!r} is not a "
                         "string or starts with '__'."
                     )
-                out[k] = self.encode(v, where, f"{key}.{k}")
+                out[k] = self.encode(v, where, f"{key}.{k}", fitted)
             return out
         if isinstance(value, np.ndarray):
             if value.dtype.kind in "biuf":
@@ -185,6 +209,8 @@ class _Writer:
                         "data": [str(v) for v in value.flat],
                     }
                 }
+        if type(value) in _allowed_classes().values():
+            return {"__estimator__": self.node(value, f"{key}.", fitted)}
         if isinstance(value, (JPEGCompression, GaussianBlur)):
             name = type(value).__name__
             _, field = _allowed_transforms()[name]
@@ -197,7 +223,7 @@ class _Writer:
             "and GaussianBlur, never pickled objects."
         )
 
-    def node(self, estimator, prefix):
+    def node(self, estimator, prefix, fitted_state=True):
         from sklearn.utils.validation import check_is_fitted
 
         class_name = _class_name(estimator)
@@ -219,7 +245,10 @@ class _Writer:
                 node_params[name] = None
             else:
                 node_params[name] = self.encode(
-                    value, f"the parameter {label}.{name}", f"{prefix}param.{name}"
+                    value,
+                    f"the parameter {label}.{name}",
+                    f"{prefix}param.{name}",
+                    fitted=False,
                 )
         node["params"] = node_params
         if not_saved:
@@ -231,8 +260,12 @@ class _Writer:
                 if step is None or step == "passthrough":
                     steps.append([name, step])
                 else:
-                    steps.append([name, self.node(step, f"{prefix}steps.{i}.")])
+                    steps.append(
+                        [name, self.node(step, f"{prefix}steps.{i}.", fitted_state)]
+                    )
             node["steps"] = steps
+            return node
+        if not fitted_state:
             return node
 
         is_featurizer = hasattr(estimator, "featurize")
@@ -247,8 +280,9 @@ class _Writer:
         modules = {}
         fitted = {}
         torch_modules = getattr(type(estimator), "_torch_modules", ())
+        derived = _DERIVED_ATTRIBUTES.get(class_name, set())
         for name, value in sorted(vars(estimator).items()):
-            if name in params or name.startswith("__"):
+            if name in params or name.startswith("__") or name in derived:
                 continue
             if name.endswith("_") and name[:-1] in torch_modules:
                 if not isinstance(value, torch.nn.Module):
@@ -583,6 +617,8 @@ class _Reader:
             return float(body)
         if tag == "__tensor__":
             return self.tensor(body).numpy().copy()
+        if tag == "__estimator__":
+            return self.node(body, where)
         if tag == "__ndarray__":
             if not isinstance(body, dict) or not isinstance(body.get("data"), list):
                 raise self.error(f"malformed array for {where}.")
@@ -688,7 +724,21 @@ class _Reader:
                 raise self.error(f"{label} has no torch module {name!r}.")
             self.check_attribute(cls, name, params, label)
             setattr(estimator, name, self.module(estimator, name[:-1], prefix, label))
+        if class_name == "sklearn.ensemble.StackingClassifier":
+            self.link_named_estimators(estimator)
         return estimator
+
+    def link_named_estimators(self, stacking):
+        """Rebuild ``named_estimators_``, which :func:`save` does not store."""
+        from sklearn.utils import Bunch
+
+        fitted = getattr(stacking, "estimators_", None)
+        names = [name for name, est in stacking.estimators if est != "drop"]
+        if not isinstance(fitted, list) or len(fitted) != len(names):
+            raise self.error(
+                "StackingClassifier.estimators_ does not match its estimators."
+            )
+        stacking.named_estimators_ = Bunch(**dict(zip(names, fitted)))
 
     def check_attribute(self, cls, name, params, label):
         if (
@@ -705,7 +755,7 @@ class _Reader:
             estimator = cls(**params)
         except TypeError as exc:
             raise self.error(f"invalid parameters for {label}: {exc}") from None
-        if cls.__name__ != "Pipeline":
+        if hasattr(estimator, "_parameter_constraints"):  # LabelEncoder has none
             try:
                 estimator._validate_params()
             except (TypeError, ValueError) as exc:
