@@ -10,7 +10,21 @@ one run and side by side:
   ``AttributionClassifier`` (the real class as source),
 - ``"attribution_fake"``: the same with ``source_class=1`` (Table 3),
 - ``"deviation"``: the unsupervised deviation score of the attribution space
-  alone (source real), for which only AP is defined.
+  alone (source real), for which only AP is defined,
+
+and, on intermediate-layer features (the featurizer then reads
+``layers=[0, 1, 2, 3, "embedding"]``; see :func:`skacd.make_detector`):
+
+- ``"linear_probe_early"``: the linear probe on the early stages,
+- ``"branch_early"`` / ``"branch_embedding"``: one branch of the fused
+  detector alone (block selection, linear attribution space, logistic
+  regression),
+- ``"deviation_early"`` / ``"deviation_embedding"``: the deviation score of
+  each branch's attribution space (AP only),
+- ``"fused"``: the fused detector, the default of :func:`skacd.make_detector`
+  and of ``skacd fit``.
+
+Head methods read the ``embedding`` block when the features hold several.
 
 Every image is featurized once per run (through the persistent
 :class:`~skacd.cache.FeatureCache`, so a second identical run reads every
@@ -38,6 +52,7 @@ import numpy as np
 
 __all__ = [
     "METHODS",
+    "HEAD_METHODS",
     "CrossGeneratorResult",
     "add_evaluate_arguments",
     "cross_generator_benchmark",
@@ -48,12 +63,33 @@ __all__ = [
 ]
 
 #: The methods compared, in table order.
-METHODS = ("linear_probe", "attribution_real", "attribution_fake", "deviation")
+METHODS = (
+    "linear_probe",
+    "attribution_real",
+    "attribution_fake",
+    "deviation",
+    "linear_probe_early",
+    "branch_embedding",
+    "branch_early",
+    "deviation_embedding",
+    "deviation_early",
+    "fused",
+)
+#: The methods on the final embedding alone (any encoder).
+HEAD_METHODS = ("linear_probe", "attribution_real", "attribution_fake", "deviation")
+#: The blocks each method reads when the featurizer reads several layers.
+_METHOD_BLOCKS = {
+    "linear_probe_early": ("stage0", "stage1", "stage2", "stage3"),
+    "branch_early": ("stage0", "stage1", "stage2", "stage3"),
+    "deviation_early": ("stage0", "stage1", "stage2", "stage3"),
+    "fused": None,  # every block, through its branches
+}
+_HEAD_BLOCKS = ("embedding",)
 
 #: Metrics reported per group (fractions in [0, 1]); ``deviation`` has AP only.
 METRICS = ("ap", "acc", "real_acc", "fake_acc")
 _HEADERS = {"ap": "AP", "acc": "ACC", "real_acc": "real ACC", "fake_acc": "fake ACC"}
-_AP_ONLY = frozenset({"deviation"})
+_AP_ONLY = frozenset({"deviation", "deviation_embedding", "deviation_early"})
 
 _METHOD_NOTES = {
     "linear_probe": "StandardScaler + LogisticRegression(C=1.0, lbfgs, max_iter=5000) "
@@ -65,7 +101,23 @@ _METHOD_NOTES = {
     "estimator defaults, random_state=seed",
     "deviation": "-AttributionSpace(source_class=0).score_samples (the attribution "
     "space of attribution_real, fitted on all real training rows); AP only",
+    "linear_probe_early": "the linear probe on the stage 0-3 columns",
+    "branch_embedding": "skacd.fusion.make_branch(['embedding']): "
+    "AttributionSpace(solver='pca', latent_dim=32) + StandardScaler + "
+    "LogisticRegression",
+    "branch_early": "skacd.fusion.make_branch(['stage0', ..., 'stage3']): as "
+    "branch_embedding on the stage 0-3 columns",
+    "deviation_embedding": "-score_samples of branch_embedding's attribution space; "
+    "AP only",
+    "deviation_early": "-score_samples of branch_early's attribution space; AP only",
+    "fused": "skacd.fusion.make_fusion(): both branches, combined by "
+    "ScoreAveragingClassifier on out-of-fold branch scores (cv=5)",
 }
+
+
+def methods_need_layers(methods):
+    """Whether any of ``methods`` reads intermediate-layer blocks."""
+    return any(m in _METHOD_BLOCKS for m in methods)
 
 
 def default_cache_dir():
@@ -158,7 +210,8 @@ def make_featurizer(encoder, *, device="auto", batch_size=32, num_workers="auto"
     )
 
 
-def make_method(name, seed, *, device="auto", max_epochs=None):
+def make_method(name, seed, *, device="auto", max_epochs=None, feature_names=None,
+                solver="adam"):
     """The unfitted estimator of one benchmark method.
 
     Hyper-parameters are the estimators' defaults, fixed before any test
@@ -176,6 +229,11 @@ def make_method(name, seed, *, device="auto", max_epochs=None):
     max_epochs : int or None, default=None
         Overrides ``max_epochs`` of ``AttributionSpace`` and
         ``AttributionClassifier``; None keeps their defaults (200).
+    feature_names : array-like of str or None, default=None
+        The featurizer's column names when it reads several layers: each
+        method then starts with a :class:`~skacd.BlockSelector` of its blocks
+        (the ``embedding`` block for the head methods). Needed by the
+        ``*_early``, ``branch_*`` and ``fused`` methods.
 
     Returns
     -------
@@ -186,6 +244,38 @@ def make_method(name, seed, *, device="auto", max_epochs=None):
         AttributionClassifier())``; ``deviation``:
         ``AttributionSpace(source_class=0)``.
     """
+    from sklearn.pipeline import make_pipeline
+
+    from .fusion import BlockSelector, make_branch, make_fusion
+
+    if name not in METHODS:
+        raise ValueError(f"Unknown method {name!r}; choose from {list(METHODS)}.")
+    blocks = _METHOD_BLOCKS.get(name, _HEAD_BLOCKS)
+    if feature_names is None:
+        if name in _METHOD_BLOCKS:
+            raise ValueError(
+                f"The method {name!r} needs intermediate-layer features: pass the "
+                "featurizer's feature_names (its layers must include stages 0-3 "
+                "and 'embedding')."
+            )
+        return _head_method(
+            name, seed, device=device, max_epochs=max_epochs, solver=solver
+        )
+    if name == "fused":
+        return make_fusion(feature_names, random_state=seed)
+    if name.startswith(("branch_", "deviation_")):
+        branch = make_branch(blocks, feature_names, random_state=seed)
+        return branch if name.startswith("branch_") else branch[:2]
+    select = BlockSelector(list(blocks), feature_names=list(feature_names))
+    base = name.replace("_early", "")
+    return make_pipeline(
+        select,
+        _head_method(base, seed, device=device, max_epochs=max_epochs, solver=solver),
+    )
+
+
+def _head_method(name, seed, *, device, max_epochs, solver):
+    """The head methods of :func:`make_method` on the features as given."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -196,6 +286,7 @@ def make_method(name, seed, *, device="auto", max_epochs=None):
     torch_params = {"device": device, "random_state": seed}
     if max_epochs is not None:
         torch_params["max_epochs"] = int(max_epochs)
+    space_params = dict(torch_params, solver=solver)
     if name == "linear_probe":
         # Standardised features: the encoders' raw feature scales differ
         # widely (EfficientNet pooled activations vs. unit-norm CLIP), and
@@ -206,17 +297,17 @@ def make_method(name, seed, *, device="auto", max_epochs=None):
     if name in ("attribution_real", "attribution_fake"):
         source = 0 if name == "attribution_real" else 1
         return make_pipeline(
-            AttributionSpace(source_class=source, **torch_params),
+            AttributionSpace(source_class=source, **space_params),
             AttributionClassifier(**torch_params),
         )
     if name == "deviation":
-        return AttributionSpace(source_class=0, **torch_params)
+        return AttributionSpace(source_class=0, **space_params)
     raise ValueError(f"Unknown method {name!r}; choose from {list(METHODS)}.")
 
 
 def _fake_scores(name, model, X):
     """Scores, larger meaning more likely fake, and whether ACC is defined."""
-    if name == "deviation":
+    if name in _AP_ONLY:
         return -model.score_samples(X), False
     return model.predict_proba(X)[:, 1], True
 
@@ -435,7 +526,8 @@ class CrossGeneratorResult:
         seeds = ", ".join(map(str, cfg["seeds"]))
         data = cfg["data"]
         methods = self.methods
-        groups = self.groups + ["mean"]
+        extra = [k for k in self.summary[methods[0]] if k.startswith("mean ")]
+        groups = self.groups + ["mean"] + extra
         out = [
             f"## Cross-generator benchmark — encoder: {self._encoder_line()}",
             "",
@@ -460,7 +552,7 @@ class CrossGeneratorResult:
             out.append("")
             rows = []
             for group in groups:
-                name = f"**{group}**" if group == "mean" else group
+                name = f"**{group}**" if group.startswith("mean") else group
                 rows.append(
                     [name]
                     + [
@@ -472,13 +564,28 @@ class CrossGeneratorResult:
                 )
             out.append(_md_table(["group"] + methods, rows))
             out.append("")
+        cost = self.featurization.get("cost")
+        if cost:
+            out.append("### Featurization cost (no cache, this machine)")
+            out.append("")
+            out.append(
+                _md_table(
+                    ["configuration", "layers", "img/s", "methods"],
+                    [
+                        [c["config"], str(c["layers"]), f"{c['images_per_second']:.1f}",
+                         ", ".join(c["methods"])]
+                        for c in cost
+                    ],
+                )
+            )
+            out.append("")
         out.append("### All metrics")
         out.append("")
         rows = []
         for group in groups:
             for m in methods:
                 stats = self.summary[m][group]
-                name = f"**{group}**" if group == "mean" else group
+                name = f"**{group}**" if group.startswith("mean") else group
                 rows.append(
                     [name, m]
                     + [
@@ -630,6 +737,85 @@ def _machine():
     return machine
 
 
+def _read_fusion_layers(featurizer):
+    """Make a featurizer read what the fused detector's branches read."""
+    from .featurizers import TimmFeaturizer
+    from .fusion import DEFAULT_BRANCHES, layers_for
+
+    featurizer.set_params(layers=layers_for(DEFAULT_BRANCHES))
+    if isinstance(featurizer, TimmFeaturizer):
+        featurizer.set_params(crop_pct=1.0)
+    return featurizer
+
+
+def _featurization_cost(featurizer, paths, n_images, log):
+    """Images per second of each configuration the methods use, without cache.
+
+    ``embedding``: the whole network, final embedding only (``layers=None``);
+    ``early``: stages 0-3 only, the rest of the network pruned; ``fused``:
+    stages 0-3 and the embedding in one pass.
+    """
+    from sklearn.base import clone
+
+    configs = [
+        ("embedding", None, [m for m in METHODS if m not in _METHOD_BLOCKS]),
+        ("early", [0, 1, 2, 3], [m for m in _METHOD_BLOCKS if "early" in m]),
+        ("fused", [0, 1, 2, 3, "embedding"], ["fused"]),
+    ]
+    sample = list(paths[:n_images])
+    rows = []
+    for name, layers, users in configs:
+        timed = clone(featurizer).set_params(cache=None, layers=layers, verbose=0)
+        timed.fit()
+        timed.transform(sample[: min(4, len(sample))])  # warm-up
+        start = time.perf_counter()
+        timed.transform(sample)
+        seconds = time.perf_counter() - start
+        rows.append(
+            {
+                "config": name,
+                "layers": layers,
+                "n_images": len(sample),
+                "seconds": round(seconds, 3),
+                "images_per_second": round(len(sample) / seconds, 2),
+                "methods": users,
+            }
+        )
+        log(f"  cost {name}: {len(sample) / seconds:.1f} img/s")
+    return rows
+
+
+def _root_means(groups):
+    """``{"mean <root>": [its groups]}`` for test roots with several groups.
+
+    With ``--test sd-coco/val forensynths`` the groups are ``sd-coco/val``
+    and ``forensynths/<generator>``: ``"mean forensynths"`` is then the mean
+    over the unseen generators alone.
+    """
+    by_root = {}
+    for group in groups:
+        root, sep, _ = group.partition("/")
+        if sep:
+            by_root.setdefault(root, []).append(group)
+    return {f"mean {root}": members for root, members in by_root.items()
+            if len(members) > 1 and len(members) < len(groups)}
+
+
+def _mean_or_none(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _is_timm_spec(encoder):
+    from .featurizers import TimmFeaturizer
+
+    if isinstance(encoder, TimmFeaturizer):
+        return True
+    return isinstance(encoder, str) and (
+        encoder.startswith("efficientnet_lite") or encoder.startswith("timm:")
+    )
+
+
 def _check_methods(methods):
     methods = list(methods)
     unknown = [m for m in methods if m not in METHODS]
@@ -642,17 +828,30 @@ def _check_methods(methods):
     return [m for m in METHODS if m in methods]  # table order, no duplicates
 
 
-def _fit_methods(methods, X, y, seed, *, device, max_epochs, log, label=""):
+def _space_of_attribution_real(model):
+    """The source-real attribution space inside a fitted ``attribution_real``."""
+    from sklearn.pipeline import make_pipeline
+
+    if hasattr(model[0], "columns_"):  # BlockSelector, then the head pipeline
+        return make_pipeline(model[0], model[1][0])
+    return model[0]
+
+
+def _fit_methods(methods, X, y, seed, *, device, max_epochs, log, label="",
+                 feature_names=None, solver="adam"):
     """Fit every method for one seed; return models, seconds and warnings."""
     models, seconds, caught = {}, {}, {}
     for name in methods:
         if name == "deviation" and "attribution_real" in models:
             # The attribution space of attribution_real *is* the source-real
             # space, fitted on all real rows with the same seed.
-            models[name] = models["attribution_real"][0]
+            models[name] = _space_of_attribution_real(models["attribution_real"])
             seconds[name], caught[name] = 0.0, []
             continue
-        estimator = make_method(name, seed, device=device, max_epochs=max_epochs)
+        estimator = make_method(
+            name, seed, device=device, max_epochs=max_epochs,
+            feature_names=feature_names, solver=solver,
+        )
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as record:
             warnings.simplefilter("always")
@@ -709,11 +908,15 @@ def cross_generator_benchmark(
     *,
     encoder="efficientnet_lite2",
     seeds=(0, 1, 2),
-    methods=METHODS,
+    methods="auto",
     cache="default",
     jpeg_qualities=(),
     blur_sigmas=(),
     train_sizes=(),
+    cost_images=0,
+    layers=None,
+    pooling=None,
+    solver="adam",
     max_epochs=None,
     device="auto",
     batch_size=32,
@@ -742,9 +945,11 @@ def cross_generator_benchmark(
         The frozen encoder; see :func:`make_featurizer`.
     seeds : sequence of int, default=(0, 1, 2)
         ``random_state`` of every fit (and of the training-set subsamples).
-    methods : sequence of str, default=METHODS
-        Any of ``"linear_probe"``, ``"attribution_real"``,
-        ``"attribution_fake"``, ``"deviation"``; reported in that order.
+    methods : "auto" or sequence of str, default="auto"
+        Any of :data:`METHODS`, reported in that order. ``"auto"``: all of
+        them for a timm CNN (whose stages 0-3 the early-stage methods read),
+        the head methods (``linear_probe``, ``attribution_real``,
+        ``attribution_fake``, ``deviation``) for other encoders.
     cache : "default", str, path-like, FeatureCache or None, default="default"
         The persistent feature cache: ``"default"`` is
         :func:`default_cache_dir`, ``None`` disables it.
@@ -757,6 +962,21 @@ def cross_generator_benchmark(
     train_sizes : sequence of int, default=()
         Training images *per class* for the training-set-size curve; each
         seed draws its own subsample (the whole class when larger).
+    layers : list of int and/or "embedding", or None, default=None
+        The featurizer's ``layers`` (for an encoder given by name); None reads
+        stages 0-3 and the embedding when a method needs them, else the
+        embedding alone.
+    pooling : str or None, default=None
+        The featurizer's ``pooling``; None keeps its default.
+    solver : {"adam", "pca"}, default="adam"
+        The attribution space of ``attribution_real``, ``attribution_fake``
+        and ``deviation``.
+    cost_images : int, default=0
+        When positive and the featurizer reads intermediate layers, time the
+        featurization of this many test images (no cache) for each
+        configuration the methods use (embedding only, stages 0-3 pruned,
+        both); ``featurization["cost"]`` and the Markdown report give the
+        images per second.
     max_epochs : int or None, default=None
         Overrides ``max_epochs`` of the torch estimators (for quick runs);
         None keeps the defaults.
@@ -836,7 +1056,8 @@ def cross_generator_benchmark(
         return _benchmark(
             train, test, encoder=encoder, seeds=seeds, methods=methods, cache=cache,
             jpeg_qualities=jpeg_qualities, blur_sigmas=blur_sigmas,
-            train_sizes=train_sizes, max_epochs=max_epochs, device=device,
+            train_sizes=train_sizes, cost_images=cost_images, layers=layers,
+            pooling=pooling, solver=solver, max_epochs=max_epochs, device=device,
             batch_size=batch_size, num_workers=num_workers, verbose=verbose,
         )
     finally:
@@ -844,8 +1065,8 @@ def cross_generator_benchmark(
 
 
 def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
-               blur_sigmas, train_sizes, max_epochs, device, batch_size,
-               num_workers, verbose):
+               blur_sigmas, train_sizes, cost_images, layers, pooling, solver,
+               max_epochs, device, batch_size, num_workers, verbose):
     from sklearn.base import clone
 
     from .cache import FeatureCache
@@ -859,6 +1080,8 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (
         lambda msg: None
     )
+    if isinstance(methods, str) and methods == "auto":
+        methods = METHODS if _is_timm_spec(encoder) else HEAD_METHODS
     methods = _check_methods(methods)
     seeds = [int(s) for s in seeds]
     if not seeds:
@@ -904,6 +1127,12 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
         encoder, device=device, batch_size=batch_size, num_workers=num_workers
     )
     featurizer.set_params(cache=cache_obj, image_transform=None)
+    if isinstance(encoder, str) and methods_need_layers(methods):
+        _read_fusion_layers(featurizer)
+    if layers is not None:
+        featurizer.set_params(layers=layers)
+    if pooling is not None:
+        featurizer.set_params(pooling=pooling)
     encoder_spec = encoder if isinstance(encoder, str) else type(encoder).__name__
     log(f"skacd evaluate: encoder {encoder_spec}, cache "
         f"{cache_obj.directory if cache_obj is not None else 'disabled'}")
@@ -916,6 +1145,15 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
     load_seconds = time.perf_counter() - t0
     X_train, s_train = _featurize(featurizer, train_data.paths, "train", log)
     X_test, s_test = _featurize(featurizer, test_data.paths, "test", log)
+    feature_names = None
+    if featurizer.layers is not None:
+        feature_names = featurizer.get_feature_names_out()
+    elif methods_need_layers(methods):
+        raise ValueError(
+            f"The methods {[m for m in methods if m in _METHOD_BLOCKS]} need "
+            "intermediate-layer features: give a featurizer with layers=[0, 1, 2, "
+            "3, 'embedding'] or an encoder name."
+        )
     sets = [s_train, s_test]
     log(
         f"clean features: {len(train_data.paths) + len(test_data.paths)} images, "
@@ -958,6 +1196,11 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
     }
     if cache_obj is not None:
         featurization["cache_stats"] = dict(cache_obj.stats)
+    if cost_images and feature_names is not None:
+        log("featurization cost (no cache):")
+        featurization["cost"] = _featurization_cost(
+            featurizer, test_data.paths, int(cost_images), log
+        )
     p = featurization["perturbed"]
     if p["n_images"]:
         log(
@@ -976,7 +1219,7 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
     for seed in seeds:
         models, seconds, caught = _fit_methods(
             methods, X_train, y_train, seed, device=device, max_epochs=max_epochs,
-            log=log,
+            log=log, feature_names=feature_names, solver=solver,
         )
         fit_seconds += sum(seconds.values())
         for name in methods:
@@ -1011,6 +1254,7 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
             models, seconds, caught = _fit_methods(
                 methods, X_train[rows], y_train[rows], seed, device=device,
                 max_epochs=max_epochs, log=log, label=f"{n}/class, ",
+                feature_names=feature_names, solver=solver,
             )
             fit_seconds += sum(seconds.values())
             size_log.append({"train_size": n, "seed": seed, "n_train_real": n_real,
@@ -1038,6 +1282,16 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
         summary[name]["mean"] = {
             k: _stats([rep["mean"][k] for rep in reports]) for k in METRICS
         }
+        for label, members in _root_means(test_groups).items():
+            summary[name][label] = {
+                k: _stats(
+                    [
+                        _mean_or_none([rep["groups"][g][k] for g in members])
+                        for rep in reports
+                    ]
+                )
+                for k in METRICS
+            }
 
     encoder_params = {
         k: (repr(v) if not isinstance(v, (str, int, float, bool, type(None))) else v)
@@ -1148,9 +1402,10 @@ def add_evaluate_arguments(parser, *, defaults=None):
         help="random_state of every fit (default: 0 1 2)",
     )
     parser.add_argument(
-        "--methods", nargs="+", choices=METHODS, default=list(METHODS),
+        "--methods", nargs="+", choices=METHODS, default="auto",
         metavar="METHOD",
-        help=f"methods to compare (default: all of {', '.join(METHODS)})",
+        help=f"methods to compare, of {', '.join(METHODS)} (default: all for a "
+        "timm encoder, the first four for others)",
     )
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument(
@@ -1172,6 +1427,26 @@ def add_evaluate_arguments(parser, *, defaults=None):
     parser.add_argument(
         "--train-sizes", nargs="+", type=int, default=[], metavar="N",
         help="training-set-size curve, images per class, e.g. 50 100 200 300",
+    )
+    parser.add_argument(
+        "--layers", nargs="+", default=None, metavar="LAYER",
+        help="featurizer layers to read (stage/block indices and 'embedding'); "
+        "default: 0 1 2 3 embedding when a method needs them, else the embedding",
+    )
+    parser.add_argument(
+        "--pooling", default=None,
+        help="how each layer is summarised: mean, std, mean_std, cls, ... "
+        "(default: the featurizer's, auto)",
+    )
+    parser.add_argument(
+        "--solver", choices=["adam", "pca"], default="adam",
+        help="attribution space of attribution_real/attribution_fake/deviation: "
+        "the paper's torch autoencoder (adam, default) or the linear one (pca)",
+    )
+    parser.add_argument(
+        "--cost-images", type=int, default=0, metavar="N",
+        help="time the featurization of N test images per configuration "
+        "(embedding, early stages, fused) and report img/s (default: 0, off)",
     )
     parser.add_argument(
         "--max-epochs", type=int, default=None,
@@ -1206,6 +1481,13 @@ def add_evaluate_arguments(parser, *, defaults=None):
     )
     if defaults:
         parser.set_defaults(**defaults)
+
+
+def _parse_layers(values):
+    """``["0", "1", "embedding"]`` from the command line -> ``[0, 1, "embedding"]``."""
+    if values is None:
+        return None
+    return [int(v) if v.isdigit() else v for v in values]
 
 
 def run_evaluate(args):
@@ -1252,6 +1534,10 @@ def run_evaluate(args):
             jpeg_qualities=args.jpeg_quality,
             blur_sigmas=args.blur_sigma,
             train_sizes=args.train_sizes,
+            cost_images=args.cost_images,
+            layers=_parse_layers(args.layers),
+            pooling=args.pooling,
+            solver=args.solver,
             max_epochs=args.max_epochs,
             device=args.device,
             batch_size=args.batch_size,

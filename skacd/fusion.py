@@ -22,6 +22,7 @@ __all__ = [
     "BlockSelector",
     "ScoreAveragingClassifier",
     "make_branch",
+    "make_fusion",
     "make_detector",
     "DEFAULT_BRANCHES",
 ]
@@ -33,8 +34,6 @@ DEFAULT_BRANCHES = {
     "early": ("stage0", "stage1", "stage2", "stage3"),
     "embedding": (EMBEDDING,),
 }
-#: The featurizer layers :func:`make_detector` reads for ``DEFAULT_BRANCHES``.
-DEFAULT_LAYERS = (0, 1, 2, 3, EMBEDDING)
 
 
 class BlockSelector(TransformerMixin, BaseEstimator):
@@ -438,7 +437,6 @@ def make_detector(encoder="efficientnet_lite2", branches=None, *, classifier="lo
     >>> [name for name, _ in detector.named_steps["fusion"].estimators]
     ['early', 'embedding']
     """
-    from sklearn.ensemble import StackingClassifier
     from sklearn.pipeline import Pipeline
 
     from .featurizers import BaseFeaturizer, TimmFeaturizer
@@ -460,14 +458,44 @@ def make_detector(encoder="efficientnet_lite2", branches=None, *, classifier="lo
         featurizer = make_featurizer(encoder)
         if isinstance(featurizer, TimmFeaturizer):
             featurizer.set_params(crop_pct=1.0)
-        featurizer.set_params(layers=_layers_for(branches), **featurizer_params)
-    names = featurizer.get_feature_names_out()
+        featurizer.set_params(layers=layers_for(branches), **featurizer_params)
+    fusion = make_fusion(
+        featurizer.get_feature_names_out(),
+        branches,
+        classifier=classifier,
+        latent_dim=latent_dim,
+        cv=cv,
+        random_state=random_state,
+    )
+    return Pipeline([("featurizer", featurizer), ("fusion", fusion)])
+
+
+def make_fusion(feature_names, branches=None, *, classifier="logistic", latent_dim=32,
+                cv=5, random_state=None):
+    """The stacked branches of :func:`make_detector`, on feature arrays.
+
+    Parameters
+    ----------
+    feature_names : array-like of str
+        The featurizer's column names (``get_feature_names_out()``).
+    branches, classifier, latent_dim, cv, random_state
+        As for :func:`make_detector`.
+
+    Returns
+    -------
+    fusion : StackingClassifier
+        One :func:`make_branch` pipeline per branch, combined by a
+        :class:`ScoreAveragingClassifier` fitted on out-of-fold branch scores.
+    """
+    from sklearn.ensemble import StackingClassifier
+
+    branches = DEFAULT_BRANCHES if branches is None else branches
     estimators = [
         (
             name,
             make_branch(
                 blocks,
-                names,
+                feature_names,
                 classifier=classifier,
                 latent_dim=latent_dim,
                 random_state=random_state,
@@ -475,16 +503,15 @@ def make_detector(encoder="efficientnet_lite2", branches=None, *, classifier="lo
         )
         for name, blocks in branches.items()
     ]
-    fusion = StackingClassifier(
+    return StackingClassifier(
         estimators,
         final_estimator=ScoreAveragingClassifier(),
         cv=cv,
         stack_method="decision_function",
     )
-    return Pipeline([("featurizer", featurizer), ("fusion", fusion)])
 
 
-def _layers_for(branches):
+def layers_for(branches):
     """The featurizer ``layers`` that the blocks of ``branches`` need."""
     layers, embedding = set(), False
     for blocks in branches.values():

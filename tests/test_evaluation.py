@@ -14,6 +14,7 @@ from PIL import Image
 
 from skacd import CLIPFeaturizer, TimmFeaturizer
 from skacd.evaluation import (
+    HEAD_METHODS,
     METHODS,
     CrossGeneratorResult,
     add_evaluate_arguments,
@@ -94,11 +95,12 @@ GROUPS = ["seen_val", "unseen/ganA", "unseen/ganB"]
 def test_every_method_and_group(runs):
     result, _ = runs
     assert isinstance(result, CrossGeneratorResult)
-    assert result.methods == list(METHODS)
+    assert result.methods == list(HEAD_METHODS)  # "auto" for a CLIP encoder
     assert result.groups == GROUPS
-    assert len(result.runs) == len(SEEDS) * len(METHODS)
-    for method in METHODS:
-        assert set(result.summary[method]) == set(GROUPS) | {"mean"}
+    assert len(result.runs) == len(SEEDS) * len(HEAD_METHODS)
+    for method in HEAD_METHODS:
+        # "mean unseen": the mean over the groups of the test root "unseen".
+        assert set(result.summary[method]) == set(GROUPS) | {"mean", "mean unseen"}
         for group in GROUPS + ["mean"]:
             ap = result.summary[method][group]["ap"]
             assert 0 <= ap["mean"] <= 1 and ap["n"] == len(SEEDS)
@@ -158,13 +160,13 @@ def test_json_is_valid_and_complete(runs, tmp_path):
     assert cfg["data"]["test_groups"] == GROUPS
     assert cfg["data"]["n_train_real"] == cfg["data"]["n_train_fake"] == 10
     assert cfg["seeds"] == list(SEEDS)
-    assert set(cfg["method_settings"]) == set(METHODS)
+    assert set(cfg["method_settings"]) == set(HEAD_METHODS)
     assert cfg["sweeps"]["jpeg_quality"] == [90, 50]
     for key in ("skacd", "torch", "scikit-learn", "numpy", "open_clip"):
         assert key in cfg["versions"]
     assert cfg["machine"]["cpu_count"] >= 1 and cfg["machine"]["torch_threads"] >= 1
     # every per-seed number is there
-    assert len(payload["runs"]) == len(SEEDS) * len(METHODS)
+    assert len(payload["runs"]) == len(SEEDS) * len(HEAD_METHODS)
     run = payload["runs"][0]
     assert set(run) == {"seed", "method", "fit_seconds", "warnings", "report", "scores"}
     assert len(run["scores"]) == len(cfg["data"]["test_paths"]) == 30
@@ -177,7 +179,7 @@ def test_json_is_valid_and_complete(runs, tmp_path):
     markdown = (tmp_path / "out" / "bench.md").read_text()
     assert paths["markdown"].endswith("bench.md")
     assert "encoder: clip:skacd-tiny-ViT:none" in markdown
-    for name in GROUPS + list(METHODS):
+    for name in GROUPS + list(HEAD_METHODS):
         assert name in markdown
     for title in ("JPEG re-compression", "Gaussian blur", "Training-set size"):
         assert title in markdown
@@ -207,9 +209,9 @@ def test_sweep_records_have_the_display_format(runs):
     n_values = {"jpeg_quality": 2, "blur_sigma": 2, "train_size": 2}
     for param, n in n_values.items():
         n_records = sum(r["param"] == param for r in records)
-        assert n_records == n * len(SEEDS) * len(METHODS)
+        assert n_records == n * len(SEEDS) * len(HEAD_METHODS)
     for record in records:
-        assert isinstance(record["method"], str) and record["method"] in METHODS
+        assert isinstance(record["method"], str) and record["method"] in HEAD_METHODS
         assert isinstance(record["value"], (int, float))
         assert record["seed"] in SEEDS and record["group"] == "mean"
         metrics = ("ap",) if record["method"] == "deviation" else (
@@ -244,7 +246,7 @@ def test_records_plot_with_robustness_display(runs):
 
     result, _ = runs
     disp = RobustnessCurveDisplay.from_results(result.records, x="jpeg_quality")
-    assert disp.methods == list(METHODS)
+    assert disp.methods == list(HEAD_METHODS)
     assert [v.tolist() for v in disp.values][0] == [50.0, 90.0]
     assert all(c.tolist() == [len(SEEDS)] * 2 for c in disp.counts)
     disp = RobustnessCurveDisplay.from_results(
@@ -316,10 +318,36 @@ def test_add_evaluate_arguments_contract():
         parser.parse_args([])  # --train and --test are required
     args = parser.parse_args(["--train", "a", "--test", "b", "c", "--no-cache"])
     assert args.train == ["a"] and args.test == ["b", "c"] and args.no_cache
-    assert args.seeds == [0, 1, 2] and args.methods == list(METHODS)
+    assert args.seeds == [0, 1, 2] and args.methods == "auto"
     assert args.jpeg_quality == [] and args.max_epochs is None
     parser = argparse.ArgumentParser()
     add_evaluate_arguments(parser, defaults={"train": ["t"], "test": ["u"]})
     args = parser.parse_args([])
     assert args.train == ["t"] and args.test == ["u"]
     assert callable(run_evaluate)
+
+
+def test_intermediate_layer_methods_side_by_side_with_a_timm_encoder(data):
+    result = cross_generator_benchmark(
+        data["train"], data["test"], encoder="efficientnet_lite0", seeds=[0],
+        cache=None, cost_images=4, **FAST,
+    )
+    assert result.methods == list(METHODS)
+    params = result.config["encoder"]["params"]
+    assert params["layers"] == repr([0, 1, 2, 3, "embedding"]) and params["crop_pct"] == 1.0
+    fused = result.summary["fused"]
+    assert 0 <= fused["mean unseen"]["ap"]["mean"] <= 1
+    assert fused["mean"]["acc"]["mean"] is not None
+    assert result.summary["deviation_early"]["mean"]["acc"]["mean"] is None
+    unseen = ["unseen/ganA", "unseen/ganB"]
+    expected = np.mean([result.summary["fused"][g]["ap"]["mean"] for g in unseen])
+    assert fused["mean unseen"]["ap"]["mean"] == pytest.approx(expected)
+    cost = {row["config"]: row for row in result.featurization["cost"]}
+    assert set(cost) == {"embedding", "early", "fused"}
+    assert all(row["images_per_second"] > 0 for row in cost.values())
+    assert "Featurization cost" in result.to_markdown()
+
+
+def test_early_stage_methods_need_layered_features():
+    with pytest.raises(ValueError, match="intermediate-layer features"):
+        make_method("fused", 0)
