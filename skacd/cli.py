@@ -166,6 +166,13 @@ def _non_negative_int(text):
     return value
 
 
+def _layer(text):
+    """A --layers entry: a non-negative index or 'embedding'."""
+    if text == "embedding":
+        return text
+    return _non_negative_int(text)
+
+
 def _workers(text):
     return "auto" if text == "auto" else _non_negative_int(text)
 
@@ -332,20 +339,74 @@ def _write_rows(fh, rows, fmt):
 # -- fit ------------------------------------------------------------------
 
 
-def _cmd_fit(args):
-    import numpy as np
-    from sklearn.base import clone
+def _fit_featurizer(args):
+    """The featurizer ``skacd fit`` builds from --encoder, --layers, --pooling."""
+    from .fusion import reading_branches
+
+    featurizer = make_featurizer(args.encoder, device=args.device)
+    if args.detector == "fused":
+        reading_branches(featurizer)
+    if args.layers is not None:
+        featurizer.set_params(layers=args.layers)
+    if args.pooling is not None:
+        featurizer.set_params(pooling=args.pooling)
+    return featurizer
+
+
+def _fused_head(args, featurizer):
+    """The StackingClassifier of the fused detector, on ``featurizer``'s columns."""
+    from .fusion import make_fusion
+
+    return make_fusion(
+        featurizer.get_feature_names_out(),
+        latent_dim=32 if args.latent_dim is None else args.latent_dim,
+        random_state=args.seed,
+    )
+
+
+def _attribution_head(args, source, verbose):
+    """AttributionSpace -> AttributionClassifier, the paper's pipeline."""
     from sklearn.pipeline import make_pipeline
 
     from .attribution import AttributionSpace
     from .classifier import AttributionClassifier
+
+    epochs = {} if args.max_epochs is None else {"max_epochs": args.max_epochs}
+    space = AttributionSpace(
+        source_class=source, solver=args.solver or "adam",
+        cv=None if args.cv == 0 else args.cv, device=args.device,
+        random_state=args.seed, verbose=verbose,
+        **({} if args.latent_dim is None else {"latent_dim": args.latent_dim}),
+        **epochs,
+    )
+    classifier = AttributionClassifier(
+        device=args.device, random_state=args.seed, verbose=verbose, **epochs
+    )
+    return make_pipeline(space, classifier)
+
+
+def _cmd_fit(args):
+    import numpy as np
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline, make_pipeline
+
     from .datasets import load_image_folder
     from .io import save
 
     started = time.perf_counter()
+    if args.detector == "fused" and (
+        args.source_class != "real"
+        or args.solver not in (None, "pca")
+        or args.max_epochs is not None
+    ):
+        raise UsageError(
+            "--detector fused has branches with linear (pca) attribution spaces "
+            "fitted on the real images; --source-class fake, --solver adam and "
+            "--max-epochs go with --detector attribution."
+        )
     _check_writable(args.output, "the detector file")
     verbose = 0 if args.quiet else 1
-    featurizer = make_featurizer(args.encoder, device=args.device)
+    featurizer = _fit_featurizer(args)
     data = load_image_folder(args.data if len(args.data) > 1 else args.data[0], layout=args.layout)
     paths, y = list(data.paths), np.asarray(data.target)
     n_real, n_fake = int((y == 0).sum()), int((y == 1).sum())
@@ -371,19 +432,14 @@ def _cmd_fit(args):
         _list_skipped([(paths[i], result.errors[i].reason) for i in skipped], f"{PROG} fit")
 
     source = {"real": 0, "fake": 1}[args.source_class]
-    cv = None if args.cv == 0 else args.cv
-    space = AttributionSpace(
-        source_class=source, cv=cv, device=args.device, random_state=args.seed,
-        verbose=verbose, **({} if args.max_epochs is None else {"max_epochs": args.max_epochs}),
-    )
-    classifier = AttributionClassifier(
-        device=args.device, random_state=args.seed, verbose=verbose,
-        **({} if args.max_epochs is None else {"max_epochs": args.max_epochs}),
-    )
-    head = make_pipeline(space, classifier).fit(X, y)
-    space.set_params(verbose=0)
-    classifier.set_params(verbose=0)
-    detector = make_pipeline(featurizer, *[step for _, step in head.steps])
+    if args.detector == "fused":
+        fusion = _fused_head(args, featurizer).fit(X, y)
+        detector = Pipeline([("featurizer", featurizer), ("fusion", fusion)])
+    else:
+        head = _attribution_head(args, source, verbose).fit(X, y)
+        for _, step in head.steps:
+            step.set_params(verbose=0)
+        detector = make_pipeline(featurizer, *[step for _, step in head.steps])
     save(detector, args.output)
     _err(
         f"{PROG} fit: {len(keep)} images used ({result.n_cached} from cache), "
@@ -644,9 +700,13 @@ def build_parser():
         "fit", parents=[quiet, images],
         help="fit a detector on a labelled image folder",
         description=(
-            "Fit a detector (encoder -> AttributionSpace -> AttributionClassifier) on a "
-            "labelled folder (<group>/{0_real,1_fake}/..., GenImage or real/fake "
-            "layouts; see skacd.datasets.load_image_folder) and save it."
+            "Fit a detector on a labelled folder (<group>/{0_real,1_fake}/..., "
+            "GenImage or real/fake layouts; see skacd.datasets.load_image_folder) "
+            "and save it. The default, --detector fused, is skacd.make_detector(): "
+            "the encoder's early stages and its final embedding, each through its "
+            "own attribution space and classifier, scores averaged. --detector "
+            "attribution is the paper's encoder -> AttributionSpace -> "
+            "AttributionClassifier."
         ),
         epilog="Example: skacd fit --data data/sd-coco/train -o detector.skacd",
     )
@@ -659,13 +719,31 @@ def build_parser():
                      help="the class the attribution autoencoder is fitted on (default: real)")
     fit.add_argument("--encoder", default="efficientnet_lite2", type=_encoder_arg,
                      metavar="SPEC", help=ENCODER_HELP)
+    fit.add_argument("--detector", choices=["fused", "attribution"], default="fused",
+                     help="fused (default): early-stage and embedding branches, "
+                          "skacd.make_detector(); attribution: one AttributionSpace "
+                          "-> AttributionClassifier on the encoder's features")
+    fit.add_argument("--layers", nargs="+", type=_layer, metavar="LAYER",
+                     help="encoder layers to read: stage/block indices and "
+                          "'embedding' (default: what --detector needs)")
+    fit.add_argument("--pooling", metavar="STATS",
+                     help="how each layer is summarised: mean, std, mean_std, cls, "
+                          "cls_mean... (default: auto)")
+    fit.add_argument("--solver", choices=["adam", "pca"],
+                     help="attribution space: the torch autoencoder (adam, default of "
+                          "--detector attribution) or the linear one (pca, the fused "
+                          "detector's)")
+    fit.add_argument("--latent-dim", type=_positive_int, metavar="K",
+                     help="attribution-space bottleneck (default: 32 for fused, 128 "
+                          "for attribution)")
     fit.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     fit.add_argument("--max-epochs", type=_positive_int, metavar="N",
                      help="most training epochs of the autoencoder and the classifier "
                           "(default: 200)")
     fit.add_argument("--cv", type=_non_negative_int, default=5, metavar="K",
-                     help="cross-fitting folds of the attribution space; 0 = none, the "
-                          "paper's plain scheme (default: 5)")
+                     help="cross-fitting folds of the attribution space of --detector "
+                          "attribution; 0 = none, the paper's plain scheme (default: "
+                          "5; the fused detector always cross-fits with 5)")
     fit.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                      help="torch device (default: auto)")
     fit.add_argument("-o", "--output", required=True, metavar="FILE",

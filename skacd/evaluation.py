@@ -737,17 +737,6 @@ def _machine():
     return machine
 
 
-def _read_fusion_layers(featurizer):
-    """Make a featurizer read what the fused detector's branches read."""
-    from .featurizers import TimmFeaturizer
-    from .fusion import DEFAULT_BRANCHES, layers_for
-
-    featurizer.set_params(layers=layers_for(DEFAULT_BRANCHES))
-    if isinstance(featurizer, TimmFeaturizer):
-        featurizer.set_params(crop_pct=1.0)
-    return featurizer
-
-
 def _featurization_cost(featurizer, paths, n_images, log):
     """Images per second of each configuration the methods use, without cache.
 
@@ -1128,7 +1117,9 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
     )
     featurizer.set_params(cache=cache_obj, image_transform=None)
     if isinstance(encoder, str) and methods_need_layers(methods):
-        _read_fusion_layers(featurizer)
+        from .fusion import reading_branches
+
+        reading_branches(featurizer)
     if layers is not None:
         featurizer.set_params(layers=layers)
     if pooling is not None:

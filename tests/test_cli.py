@@ -49,8 +49,8 @@ def write_folder(root, n_per_class, seed, group="g0"):
     return paths
 
 
-FIT_FAST = ["--encoder", TINY, "--max-epochs", "5", "--cv", "2", "--num-workers", "0",
-            "--quiet"]
+FIT_FAST = ["--detector", "attribution", "--encoder", TINY, "--max-epochs", "5",
+            "--cv", "2", "--num-workers", "0", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,37 @@ def test_fit_predict_round_trip_matches_python_api(fitted, tmp_path, capsys):
                                           "attributionclassifier"]
     assert pipe[1].max_epochs == pipe[2].max_epochs == 5 and pipe[1].cv == 2
     assert pipe[1].random_state == 0 and pipe[0].verbose == 0
+
+
+def test_default_fit_is_the_fused_detector_and_predict_matches_python_api(
+    fitted, tmp_path, capsys
+):
+    root, _, new = fitted
+    detector = tmp_path / "fused.skacd"
+    assert main(["fit", "--data", str(root / "train"), "--encoder", TINY,
+                 "--num-workers", "0", "-q", "-o", str(detector)]) == 0
+    pipe = load(detector)
+    assert [n for n, _ in pipe.steps] == ["featurizer", "fusion"]
+    assert pipe[0].layers == [0, "embedding"]  # the first half of the tiny ViT's blocks
+    assert list(pipe[1].named_estimators_) == ["early", "embedding"]
+    out = tmp_path / "fused.csv"
+    assert main(["predict", str(detector), str(root / "new"), "-o", str(out), "-q",
+                 "--num-workers", "0"]) == 0
+    got = [float(r["prob_fake"]) for r in read_csv(out)]
+    np.testing.assert_array_equal(got, pipe.predict_proba(new)[:, 1])
+
+
+@pytest.mark.parametrize(
+    "extra", [["--max-epochs", "3"], ["--solver", "adam"], ["--source-class", "fake"]]
+)
+def test_fused_detector_refuses_options_of_the_attribution_detector(
+    fitted, tmp_path, capsys, extra
+):
+    root, _, _ = fitted
+    code = main(["fit", "--data", str(root / "train"), "--encoder", TINY, *extra,
+                 "-q", "-o", str(tmp_path / "x.skacd")])
+    assert code == 2
+    assert "--detector attribution" in capsys.readouterr().err
 
 
 def test_predict_jsonl_and_stdout(fitted, tmp_path, capsys):

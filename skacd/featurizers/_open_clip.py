@@ -258,6 +258,18 @@ class CLIPFeaturizer(BaseFeaturizer):
             check_hub_reachable(cfg["url"], what, how_to_fix)
         return pretrained, pretrained
 
+    def _early_layers(self):
+        """The blocks the fused detector's early branch reads: the first half.
+
+        Read from open_clip's model configuration, without loading weights.
+        Not measured on real CLIP weights (none are available offline here).
+        """
+        config = _open_clip().get_model_config(self.model_name) or {}
+        layers = config.get("vision_cfg", {}).get("layers", 2)
+        if isinstance(layers, int):
+            return list(range(max(layers // 2, 1)))
+        return [0, 1, 2]  # ModifiedResNet: the stem and the first two stages
+
     def _create_encoder(self, device, precision):
         open_clip = _open_clip()
         if self.model_name not in open_clip.list_models():

@@ -289,6 +289,14 @@ class TimmFeaturizer(BaseFeaturizer):
             self.crop_pct,
         )
 
+    def _early_layers(self):
+        """The stages the fused detector's early branch reads: 0-3.
+
+        For EfficientNet-Lite2 these are the blocks at strides 2 to 16
+        (16 to 88 channels), where the traces of generators were measured.
+        """
+        return [0, 1, 2, 3]
+
     def _create_encoder(self, device, precision):
         import timm
 
