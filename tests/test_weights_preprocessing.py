@@ -1,0 +1,245 @@
+"""The weights' own preprocessing: downloaded, cached, offline or from a file.
+
+A test tag, ``skacd_test``, is registered for the tiny random open_clip model
+with preprocessing unlike open_clip's defaults; its checkpoint lives in a
+temporary Hugging Face cache, so no test touches the network.
+"""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_array_equal
+from PIL import Image
+
+from skacd import CLIPFeaturizer
+from skacd.featurizers import _base
+
+TAG = "skacd_test"
+REPO = "skacd/tiny-test"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+TAG_CFG = {
+    "url": "",
+    "hf_hub": f"{REPO}/",
+    "mean": (0.25, 0.5, 0.75),
+    "std": (0.2, 0.3, 0.4),
+    "interpolation": "bilinear",
+    "resize_mode": "squash",
+}
+
+
+def _tiny_state_dict():
+    import open_clip
+
+    from skacd.featurizers._open_clip import _open_clip
+
+    _open_clip()  # registers the tiny model config
+    torch.manual_seed(123)  # weights unlike the seeded random initialisation
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = open_clip.create_model("skacd-tiny-ViT", pretrained=None)
+    return {k: v.contiguous() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture
+def test_tag(monkeypatch, tmp_path):
+    """Register ``skacd_test`` and give it a checkpoint and an empty HF cache.
+
+    Returns ``(cache_dir, download)``: ``download()`` puts the checkpoint in the
+    cache as ``hf_hub_download`` would (it is what the patched download does).
+    """
+    import open_clip.pretrained
+    import safetensors.torch
+
+    from skacd.featurizers import _open_clip as clip_module
+
+    clip_module._open_clip()
+    registry = open_clip.pretrained._PRETRAINED
+    monkeypatch.setitem(registry, "skacd-tiny-ViT", {TAG: dict(TAG_CFG)})
+    source = tmp_path / "hub" / "open_clip_model.safetensors"
+    source.parent.mkdir()
+    safetensors.torch.save_file(_tiny_state_dict(), str(source))
+    cache_dir = tmp_path / "hf-cache"
+
+    def download():
+        repo = cache_dir / ("models--" + REPO.replace("/", "--"))
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / "main").write_text(COMMIT)
+        snapshot = repo / "snapshots" / COMMIT
+        snapshot.mkdir(parents=True, exist_ok=True)
+        target = snapshot / source.name
+        target.write_bytes(source.read_bytes())
+        return str(target)
+
+    def fake_hf_hub_download(repo_id, filename, revision=None, cache_dir=None, **kw):
+        if repo_id != REPO or filename != source.name:
+            raise FileNotFoundError(f"{repo_id}/{filename} is not on the fake hub")
+        return download()
+
+    monkeypatch.setattr(open_clip.pretrained, "hf_hub_download", fake_hf_hub_download)
+    monkeypatch.setattr(clip_module, "check_hub_reachable", lambda *a, **k: None)
+    monkeypatch.setattr(_base, "_ENCODER_CACHE", type(_base._ENCODER_CACHE)())
+    return cache_dir, download, source
+
+
+def _new_process():
+    """Forget the loaded encoders, as a new Python process would."""
+    _base._ENCODER_CACHE.clear()
+
+
+@pytest.fixture
+def images():
+    rng = np.random.RandomState(0)
+    # Not square, so that "squash" and "shortest" resizing differ.
+    shape = (40, 64, 3)
+    return [Image.fromarray(rng.randint(0, 256, shape, dtype=np.uint8))
+            for _ in range(4)]
+
+
+def _by_hand(images, state_dict):
+    """Features the tag's preprocessing and weights give, computed by hand."""
+    import open_clip
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = open_clip.create_model("skacd-tiny-ViT", pretrained=None)
+    model.load_state_dict(state_dict)
+    mean = torch.tensor(TAG_CFG["mean"]).reshape(3, 1, 1)
+    std = torch.tensor(TAG_CFG["std"]).reshape(3, 1, 1)
+    rows = []
+    for image in images:
+        resized = image.resize((32, 32), Image.BILINEAR)  # squash, bilinear
+        pixels = torch.from_numpy(np.array(resized)).permute(2, 0, 1).float() / 255
+        rows.append((pixels - mean) / std)
+    with torch.inference_mode():
+        out = model.visual.eval()(torch.stack(rows))
+    return torch.nn.functional.normalize(out, dim=-1).numpy()
+
+
+def _featurizer(cache_dir, **kwargs):
+    kwargs.setdefault("pretrained", TAG)
+    return CLIPFeaturizer(
+        "skacd-tiny-ViT", cache_dir=str(cache_dir), device="cpu", num_workers=0,
+        **kwargs,
+    )
+
+
+def test_a_tag_preprocesses_the_same_downloaded_cached_and_offline(
+    test_tag, images, monkeypatch
+):
+    """The defect of issue 11: cached weights lost the tag's preprocessing."""
+    cache_dir, _, source = test_tag
+    first = _featurizer(cache_dir).fit_transform(images)  # downloads the weights
+    assert any(cache_dir.rglob(source.name))
+    _new_process()
+    later = _featurizer(cache_dir).fit_transform(images)  # reads them from the cache
+    _new_process()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline = _featurizer(cache_dir).fit_transform(images)
+    import safetensors.torch
+
+    expected = _by_hand(images, safetensors.torch.load_file(str(source)))
+    np.testing.assert_allclose(first, expected, rtol=0, atol=2e-6)
+    assert_array_equal(later, first)
+    assert_array_equal(offline, first)
+
+
+def test_the_tag_sets_the_recorded_preprocessing(test_tag, images):
+    cache_dir, download, _ = test_tag
+    download()
+    featurizer = _featurizer(cache_dir).fit(images)
+    assert featurizer.preprocessing_ == {
+        "fill_color": 0,
+        "interpolation": "bilinear",
+        "mean": [0.25, 0.5, 0.75],
+        "resize_mode": "squash",
+        "size": [32, 32],
+        "std": [0.2, 0.3, 0.4],
+    }
+    assert featurizer._preprocess_config() == featurizer.preprocessing_
+    identity = featurizer._get_encoder().identity
+    assert identity["preprocessing"] == featurizer.preprocessing_
+    assert identity["pretrained"] == f"{TAG}@open_clip_model.safetensors"
+
+
+def test_a_local_file_with_its_tag_named_gives_the_tag_features(test_tag, images):
+    cache_dir, download, source = test_tag
+    download()
+    by_tag = _featurizer(cache_dir).fit_transform(images)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: the preprocessing is named
+        by_file = _featurizer(cache_dir, pretrained=str(source), weights_tag=TAG)
+        assert_array_equal(by_file.fit_transform(images), by_tag)
+    assert by_file.preprocessing_ == _featurizer(cache_dir).fit().preprocessing_
+
+
+def test_a_local_file_without_a_tag_warns_which_defaults_apply(test_tag, images):
+    cache_dir, _, source = test_tag
+    featurizer = _featurizer(cache_dir, pretrained=str(source))
+    with pytest.warns(UserWarning, match=r"no weights_tag.*defaults.*bicubic.*shortest"
+                      r".*quick_gelu=False.*skacd_test"):
+        features = featurizer.fit_transform(images)
+    assert featurizer.preprocessing_["resize_mode"] == "shortest"
+    assert not np.allclose(features, _featurizer(cache_dir, pretrained=str(source),
+                                                 weights_tag=TAG).fit_transform(images))
+
+
+def test_offline_without_the_file_fails_fast(test_tag, monkeypatch):
+    from skacd.exceptions import WeightsUnavailableError
+    from skacd.featurizers import _open_clip as clip_module
+    from skacd.featurizers._weights import check_hub_reachable
+
+    cache_dir, _, _ = test_tag
+    monkeypatch.setattr(clip_module, "check_hub_reachable", check_hub_reachable)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    match = r"offline mode.*weights_tag='skacd_test'"
+    with pytest.raises(WeightsUnavailableError, match=match):
+        _featurizer(cache_dir).fit()
+
+
+def test_weights_tag_errors_name_the_tags(test_tag, tmp_path):
+    cache_dir, _, source = test_tag
+    match = r"weights_tag='nope' is not .*\['skacd_test'\]"
+    with pytest.raises(ValueError, match=match):
+        _featurizer(cache_dir, pretrained=str(source), weights_tag="nope").fit()
+    with pytest.raises(ValueError, match="contradicts the weights tag"):
+        CLIPFeaturizer(
+            "ViT-B-32", pretrained="openai", weights_tag="laion2b_s34b_b79k"
+        ).fit()
+
+
+@pytest.mark.parametrize("model, tag, expected", [
+    ("ViT-L-14", "laion2b_s32b_b82k", {"mean": [0.5] * 3, "std": [0.5] * 3}),
+    ("ViT-B-16-SigLIP", "webli", {"resize_mode": "squash", "size": [224, 224]}),
+    ("ViT-B-32", "openai", {"resize_mode": "shortest", "interpolation": "bicubic"}),
+    ("ViT-L-14-CLIPA", "datacomp1b", {"interpolation": "bilinear",
+                                      "mean": [0.485, 0.456, 0.406]}),
+])
+def test_real_tags_preprocessing_without_weights(model, tag, expected):
+    config = CLIPFeaturizer(model, pretrained=tag)._preprocess_config()
+    for key, value in expected.items():
+        assert config[key] == value
+    # The same tag named for a local file (that need not exist to know it).
+    named = CLIPFeaturizer(model, pretrained="/no/such/file.bin", weights_tag=tag)
+    assert named._preprocess_config() == config
+
+
+def test_the_tag_quick_gelu_flag_applies_to_a_local_file(test_tag, images, monkeypatch):
+    import open_clip.pretrained
+    from open_clip.transformer import QuickGELU
+
+    cache_dir, _, source = test_tag
+    monkeypatch.setitem(open_clip.pretrained._PRETRAINED["skacd-tiny-ViT"][TAG],
+                        "quick_gelu", True)
+    quick = _featurizer(cache_dir, pretrained=str(source), weights_tag=TAG).fit()
+    encoder = quick._get_encoder()
+    assert encoder.identity["quick_gelu"] is True
+    assert any(isinstance(m, QuickGELU) for m in encoder.module.modules())
+    plain = _featurizer(cache_dir, pretrained=str(source), weights_tag=TAG)
+    monkeypatch.setitem(open_clip.pretrained._PRETRAINED["skacd-tiny-ViT"][TAG],
+                        "quick_gelu", False)
+    _new_process()
+    modules = plain.fit()._get_encoder().module.modules()
+    assert not any(isinstance(m, QuickGELU) for m in modules)
