@@ -243,3 +243,71 @@ def test_the_tag_quick_gelu_flag_applies_to_a_local_file(test_tag, images, monke
     _new_process()
     modules = plain.fit()._get_encoder().module.modules()
     assert not any(isinstance(m, QuickGELU) for m in modules)
+
+
+# -- timm: user checkpoints through timm's loader, data config from the tag ----
+
+
+def _timm_state(name, seed):
+    import timm
+
+    torch.manual_seed(seed)
+    return timm.create_model(name, pretrained=False).state_dict()
+
+
+def _timm(name, **kwargs):
+    from skacd import TimmFeaturizer
+
+    return TimmFeaturizer(name, device="cpu", num_workers=0, **kwargs)
+
+
+@pytest.mark.parametrize("layout", ["state_dict", "model", "ema", "ddp", "safetensors"])
+def test_timm_checkpoints_load_through_timm(tmp_path, images, layout):
+    plain, other = _timm_state("test_vit", 1), _timm_state("test_vit", 2)
+    torch.save(plain, tmp_path / "plain.pth")
+    expected = _timm("test_vit", checkpoint_path=tmp_path / "plain.pth").fit_transform(
+        images
+    )
+    path = tmp_path / f"{layout}.pth"
+    if layout == "state_dict":
+        torch.save({"state_dict": plain, "epoch": 3}, path)
+    elif layout == "model":
+        torch.save({"model": plain}, path)
+    elif layout == "ema":  # timm prefers the EMA weights
+        torch.save({"state_dict": other, "state_dict_ema": plain}, path)
+    elif layout == "ddp":
+        torch.save({f"module.{k}": v for k, v in plain.items()}, path)
+    else:
+        import safetensors.torch
+
+        path = tmp_path / "plain.safetensors"
+        safetensors.torch.save_file({k: v.contiguous() for k, v in plain.items()}, path)
+    assert_array_equal(_timm("test_vit", checkpoint_path=path).fit_transform(images),
+                       expected)
+
+
+def test_timm_checkpoint_of_another_model_is_refused_naming_it(tmp_path):
+    path = tmp_path / "resnet.pth"
+    torch.save(_timm_state("test_resnet", 0), path)
+    with pytest.raises(ValueError, match=r"resnet\.pth.*does not hold weights of the "
+                                         r"timm model 'test_vit'"):
+        _timm("test_vit", checkpoint_path=path).fit()
+
+
+def test_timm_data_config_comes_from_the_named_tag(tmp_path, images):
+    import timm
+
+    a1, tv = _timm("resnet50.a1_in1k"), _timm("resnet50.tv_in1k")
+    assert a1._preprocess_config() != tv._preprocess_config()
+    built = timm.create_model("resnet50.tv_in1k", pretrained=False)
+    assert tv._preprocess_config() == {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in sorted(timm.data.resolve_data_config({}, model=built).items())
+    }
+    path = tmp_path / "vit.pth"
+    torch.save(_timm_state("test_vit", 0), path)
+    tagged = _timm("test_vit.r160_in1k", checkpoint_path=path).fit()
+    assert tagged.preprocessing_["input_size"] == [3, 160, 160]
+    assert tagged._get_encoder().identity["preprocessing"] == tagged.preprocessing_
+    with pytest.raises(ValueError, match=r"no pretrained tag 'nope' for 'resnet50'"):
+        _timm("resnet50.nope")._preprocess_config()
