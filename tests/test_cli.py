@@ -14,7 +14,8 @@ from PIL import Image
 
 import skacd.featurizers._base as featurizer_base
 from skacd import CLIPFeaturizer, TimmFeaturizer
-from skacd.cli import encoder_spec, main, make_featurizer
+from skacd.cli import main
+from skacd.featurizers import from_spec, to_spec
 from skacd.io import load, read_manifest
 
 TINY = "clip:skacd-tiny-ViT:none"  # random weights: for tests only
@@ -347,9 +348,8 @@ def test_evaluate_is_wired(capsys):
     ("timm:resnet18:none", TimmFeaturizer, {"pretrained": False}),
 ])
 def test_encoder_specs(spec, cls, params):
-    featurizer = make_featurizer(spec, device="cpu")
+    featurizer = from_spec(spec, device="cpu")
     assert type(featurizer) is cls and featurizer.device == "cpu"
     for key, value in params.items():
         assert featurizer.get_params()[key] == value
-    assert make_featurizer(encoder_spec(featurizer)).get_params() == make_featurizer(
-        spec).get_params()
+    assert from_spec(to_spec(featurizer)).get_params() == from_spec(spec).get_params()
