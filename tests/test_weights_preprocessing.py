@@ -311,3 +311,92 @@ def test_timm_data_config_comes_from_the_named_tag(tmp_path, images):
     assert tagged._get_encoder().identity["preprocessing"] == tagged.preprocessing_
     with pytest.raises(ValueError, match=r"no pretrained tag 'nope' for 'resnet50'"):
         _timm("resnet50.nope")._preprocess_config()
+
+
+# -- detector files: the preprocessing is recorded and checked -----------------
+
+
+@pytest.fixture
+def detector(test_tag, image_folder, tmp_path):
+    """A detector fitted on the test tag's features, saved; and its images."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.pipeline import make_pipeline
+
+    from skacd import AttributionClassifier, save
+
+    cache_dir, download, _ = test_tag
+    download()
+    _, paths, y, _ = image_folder
+    pipe = make_pipeline(
+        _featurizer(cache_dir), AttributionClassifier(max_epochs=3, random_state=0)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe.fit(paths, y)
+    path = tmp_path / "tag.skacd"
+    save(pipe, path)
+    return path, pipe, paths
+
+
+def test_the_detector_file_records_the_preprocessing(detector):
+    from skacd.io import read_manifest
+
+    path, pipe, paths = detector
+    encoder = read_manifest(path)["encoder"]
+    assert encoder["preprocessing"] == pipe[0].preprocessing_
+    assert encoder["preprocessing"]["resize_mode"] == "squash"
+    assert encoder["spec"] == f"clip:skacd-tiny-ViT:{TAG}"
+    from skacd import load
+
+    loaded = load(path)
+    assert loaded[0].preprocessing_ == pipe[0].preprocessing_
+    assert_array_equal(loaded.predict_proba(paths[:4]), pipe.predict_proba(paths[:4]))
+
+
+def test_a_detector_whose_preprocessing_changed_is_refused(detector, monkeypatch):
+    """As when another open_clip version changes the tag's configuration."""
+    import open_clip.pretrained
+
+    from skacd import load
+    from skacd.exceptions import PreprocessingMismatchError
+
+    path, _, _ = detector
+    entry = open_clip.pretrained._PRETRAINED["skacd-tiny-ViT"][TAG]
+    monkeypatch.setitem(entry, "mean", (0.5, 0.5, 0.5))
+    with pytest.raises(PreprocessingMismatchError) as info:
+        load(path)
+    message = str(info.value)
+    assert str(path) in message and "differing: mean" in message
+    assert "mean (0.25, 0.5, 0.75)" in message and "mean (0.5, 0.5, 0.5)" in message
+
+
+def test_skacd_predict_refuses_it_too(detector, monkeypatch, capsys):
+    import open_clip.pretrained
+
+    from skacd.cli import main
+
+    path, _, paths = detector
+    entry = open_clip.pretrained._PRETRAINED["skacd-tiny-ViT"][TAG]
+    monkeypatch.setitem(entry, "resize_mode", "shortest")
+    assert main(["predict", str(path), paths[0], "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "differing: resize_mode" in err and "resize_mode squash" in err
+
+
+def test_a_loaded_detector_refuses_features_made_otherwise(detector):
+    from skacd import load
+    from skacd.exceptions import PreprocessingMismatchError
+
+    path, _, paths = detector
+    loaded = load(path)
+    # Pointed at the same weights as a plain file, with no weights_tag:
+    # open_clip's defaults would apply, so nothing is scored.
+    local = next(path.parent.rglob("hub/open_clip_model.safetensors"))
+    featurizer = loaded[0]
+    featurizer.set_params(pretrained=str(local))
+    with pytest.warns(UserWarning, match="no weights_tag"), pytest.raises(
+        PreprocessingMismatchError, match="This CLIPFeaturizer was fitted on images"
+    ):
+        loaded.predict(paths[:2])
+    featurizer.set_params(weights_tag=TAG)
+    assert loaded.predict(paths[:2]).shape == (2,)
