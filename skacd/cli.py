@@ -472,9 +472,34 @@ def _info():
         "device": device,
         "extras": extras,
         "efficientnet_lite_weights": weights,
+        "offline_encoders": _offline_encoders(weights),
         "detector_format_version": FORMAT_VERSION,
         "executable": sys.executable,
     }
+
+
+def _offline_encoders(lite_weights):
+    """Spec -> weights and preprocessing, for each encoder that builds offline.
+
+    The EfficientNet-Lite encoders whose package is installed, the tiny test
+    model, and every open_clip tag whose checkpoint is in the local cache.
+    """
+    from .featurizers import from_spec
+    from .featurizers._open_clip import _open_clip, cached_weights_file
+
+    encoders = {}
+    for name, where in lite_weights.items():
+        if not where.startswith("missing"):
+            encoders[name] = {"weights": where}
+    encoders["clip:skacd-tiny-ViT:none"] = {"weights": "random (tests only)"}
+    open_clip = _open_clip()
+    for model, tag in open_clip.list_pretrained():
+        local = cached_weights_file(open_clip.get_pretrained_cfg(model, tag))
+        if local is not None:
+            encoders[f"clip:{model}:{tag}"] = {"weights": local}
+    for spec, entry in encoders.items():
+        entry["preprocessing"] = from_spec(spec)._preprocess_config()
+    return encoders
 
 
 def _cmd_info(args):
@@ -493,6 +518,11 @@ def _cmd_info(args):
     print("extras: " + "; ".join(f"{k} {s}" for k, s in info["extras"].items()))
     for name, where in info["efficientnet_lite_weights"].items():
         print(f"{name} weights: {where}")
+    from .featurizers._preprocessing import describe
+
+    print("encoders that build offline (--encoder spec: preprocessing; weights):")
+    for spec, entry in info["offline_encoders"].items():
+        print(f"  {spec}: {describe(entry['preprocessing'])}; {entry['weights']}")
     print(f"detector file format version: {info['detector_format_version']}")
     return EXIT_OK
 

@@ -313,8 +313,13 @@ def test_info(capsys):
     assert info["versions"]["torch"] and info["detector_format_version"] == 1
     assert set(info["extras"]) == {"plot", "umap", "dask", "docs", "dev"}
     assert set(info["efficientnet_lite_weights"]) == {"efficientnet_lite0", "efficientnet_lite2"}
+    encoders = info["offline_encoders"]
+    assert encoders["efficientnet_lite2"]["preprocessing"]["input_size"] == [3, 260, 260]
+    assert encoders["efficientnet_lite2"]["preprocessing"]["crop_pct"] == 0.89
+    assert encoders[TINY]["preprocessing"]["size"] == [32, 32]
     assert main(["info"]) == 0
     out = capsys.readouterr().out
+    assert "  efficientnet_lite2: 260x260, crop_mode center, crop_pct 0.89" in out
     assert out.startswith("skacd ") and "device: " in out and "efficientnet_lite2 weights" in out
 
 

@@ -400,3 +400,21 @@ def test_a_loaded_detector_refuses_features_made_otherwise(detector):
         loaded.predict(paths[:2])
     featurizer.set_params(weights_tag=TAG)
     assert loaded.predict(paths[:2]).shape == (2,)
+
+
+def test_skacd_info_lists_a_cached_tag_with_its_preprocessing(test_tag, monkeypatch,
+                                                              capsys):
+    import huggingface_hub.constants
+
+    from skacd.cli import main
+
+    cache_dir, download, _ = test_tag
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache_dir))
+    assert main(["info"]) == 0
+    assert f"clip:skacd-tiny-ViT:{TAG}" not in capsys.readouterr().out
+    download()
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if f"skacd-tiny-ViT:{TAG}:" in line)
+    assert "32x32, fill_color 0, interpolation bilinear, resize_mode squash" in line
+    assert "mean (0.25, 0.5, 0.75), std (0.2, 0.3, 0.4)" in line
