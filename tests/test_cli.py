@@ -314,8 +314,8 @@ def test_info(capsys):
     assert set(info["extras"]) == {"plot", "umap", "dask", "docs", "dev"}
     assert set(info["efficientnet_lite_weights"]) == {"efficientnet_lite0", "efficientnet_lite2"}
     encoders = info["offline_encoders"]
-    assert encoders["efficientnet_lite2"]["preprocessing"]["input_size"] == [3, 260, 260]
-    assert encoders["efficientnet_lite2"]["preprocessing"]["crop_pct"] == 0.89
+    lite2 = encoders["efficientnet_lite2"]["preprocessing"]
+    assert lite2["input_size"] == [3, 260, 260] and lite2["crop_pct"] == 0.89
     assert encoders[TINY]["preprocessing"]["size"] == [32, 32]
     assert main(["info"]) == 0
     out = capsys.readouterr().out

@@ -418,3 +418,23 @@ def test_skacd_info_lists_a_cached_tag_with_its_preprocessing(test_tag, monkeypa
     line = next(line for line in out.splitlines() if f"skacd-tiny-ViT:{TAG}:" in line)
     assert "32x32, fill_color 0, interpolation bilinear, resize_mode squash" in line
     assert "mean (0.25, 0.5, 0.75), std (0.2, 0.3, 0.4)" in line
+
+
+def test_the_features_are_those_open_clip_gives_for_the_tag(test_tag, images,
+                                                            monkeypatch):
+    """open_clip given the tag itself (its file named in the config) agrees."""
+    import open_clip.pretrained
+
+    cache_dir, download, source = test_tag
+    download()
+    ours = _featurizer(cache_dir).fit_transform(images)
+    entry = open_clip.pretrained._PRETRAINED["skacd-tiny-ViT"][TAG]
+    monkeypatch.setitem(entry, "file", str(source))  # download_pretrained -> file
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        "skacd-tiny-ViT", pretrained=TAG
+    )
+    with torch.inference_mode():
+        theirs = model.eval().encode_image(torch.stack([preprocess(i) for i in images]))
+    theirs = torch.nn.functional.normalize(theirs, dim=-1).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=2e-6)
+    assert repr(preprocess) == repr(_featurizer(cache_dir)._get_encoder().preprocess)
