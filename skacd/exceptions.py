@@ -7,6 +7,7 @@ __all__ = [
     "ImageLoadError",
     "ImageLoadWarning",
     "NotFittedError",
+    "PreprocessingMismatchError",
     "WeightsUnavailableError",
 ]
 
@@ -44,6 +45,17 @@ class ImageLoadError(ValueError):
 
 class ImageLoadWarning(UserWarning):
     """Images were skipped because they could not be loaded (``on_error="skip"``)."""
+
+
+class PreprocessingMismatchError(ValueError):
+    """A detector's featurizer would preprocess images unlike at fit time.
+
+    Raised by :func:`skacd.load` and by a fitted featurizer's ``transform``
+    when the preprocessing recorded at fit time (image size, mean, std,
+    interpolation, resize or crop mode) differs from what the featurizer
+    builds now, for example with other weights, another ``weights_tag`` or
+    another encoder library version. The message shows both.
+    """
 
 
 class WeightsUnavailableError(OSError):

@@ -305,7 +305,7 @@ class _Writer:
 
 def _encoder_identity(estimator):
     """What the manifest says about the image encoder, or None."""
-    from .featurizers import CLIPFeaturizer, TimmFeaturizer
+    from .featurizers import CLIPFeaturizer, TimmFeaturizer, to_spec
 
     steps = [estimator]
     if hasattr(estimator, "steps"):
@@ -329,6 +329,7 @@ def _encoder_identity(estimator):
                 identity["pretrained"] = (
                     None if pretrained is None else os.fspath(pretrained)
                 )
+                identity["weights_tag"] = step.weights_tag
                 weights = identity["pretrained"]
             else:
                 identity["pretrained"] = bool(step.pretrained)
@@ -338,8 +339,24 @@ def _encoder_identity(estimator):
                 weights = identity["checkpoint_path"]
             if weights is not None and os.path.isfile(weights):
                 identity["weights_file_size"] = os.path.getsize(weights)
+            identity["spec"] = to_spec(step)
+            # What the featurizer was fitted with; load() compares it with now.
+            identity["preprocessing"] = getattr(step, "preprocessing_", None)
             return identity
     return None
+
+
+def _check_preprocessing(estimator, path):
+    """Refuse a detector whose featurizer would now preprocess images otherwise."""
+    from .featurizers._preprocessing import check_preprocessing
+
+    steps = [s for _, s in estimator.steps] if hasattr(estimator, "steps") else [estimator]
+    for step in steps:
+        recorded = getattr(step, "preprocessing_", None)
+        if recorded is not None and hasattr(step, "_preprocess_config"):
+            check_preprocessing(
+                recorded, step._preprocess_config(), f"The detector {path!r}"
+            )
 
 
 def _default_file_mode():
@@ -824,6 +841,11 @@ def load(path):
         ``torch.save`` file), was written by a newer format version, names a
         class outside the allow-list, or is damaged. The message names the
         file.
+    PreprocessingMismatchError
+        If the featurizer would now preprocess images otherwise than when the
+        detector was fitted (other weights tag, another library version
+        changing a tag's configuration, ...): the message shows both, and
+        nothing is scored with features the detector was not fitted on.
     FileNotFoundError
         If ``path`` does not exist.
 
@@ -857,6 +879,7 @@ def load(path):
             f"{path!r}: {_TENSORS} holds tensors the manifest does not use: "
             f"{unused[:5]}{' ...' if len(unused) > 5 else ''}."
         )
+    _check_preprocessing(estimator, path)
     if reader.moved:
         warnings.warn(
             f"The detector {path!r} was fitted on a CUDA device that is not "

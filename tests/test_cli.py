@@ -14,7 +14,8 @@ from PIL import Image
 
 import skacd.featurizers._base as featurizer_base
 from skacd import CLIPFeaturizer, TimmFeaturizer
-from skacd.cli import encoder_spec, main, make_featurizer
+from skacd.cli import main
+from skacd.featurizers import from_spec, to_spec
 from skacd.io import load, read_manifest
 
 TINY = "clip:skacd-tiny-ViT:none"  # random weights: for tests only
@@ -343,8 +344,13 @@ def test_info(capsys):
     assert info["versions"]["torch"] and info["detector_format_version"] == 1
     assert set(info["extras"]) == {"plot", "umap", "dask", "docs", "dev"}
     assert set(info["efficientnet_lite_weights"]) == {"efficientnet_lite0", "efficientnet_lite2"}
+    encoders = info["offline_encoders"]
+    lite2 = encoders["efficientnet_lite2"]["preprocessing"]
+    assert lite2["input_size"] == [3, 260, 260] and lite2["crop_pct"] == 0.89
+    assert encoders[TINY]["preprocessing"]["size"] == [32, 32]
     assert main(["info"]) == 0
     out = capsys.readouterr().out
+    assert "  efficientnet_lite2: 260x260, crop_mode center, crop_pct 0.89" in out
     assert out.startswith("skacd ") and "device: " in out and "efficientnet_lite2 weights" in out
 
 
@@ -378,9 +384,8 @@ def test_evaluate_is_wired(capsys):
     ("timm:resnet18:none", TimmFeaturizer, {"pretrained": False}),
 ])
 def test_encoder_specs(spec, cls, params):
-    featurizer = make_featurizer(spec, device="cpu")
+    featurizer = from_spec(spec, device="cpu")
     assert type(featurizer) is cls and featurizer.device == "cpu"
     for key, value in params.items():
         assert featurizer.get_params()[key] == value
-    assert make_featurizer(encoder_spec(featurizer)).get_params() == make_featurizer(
-        spec).get_params()
+    assert from_spec(to_spec(featurizer)).get_params() == from_spec(spec).get_params()

@@ -269,6 +269,12 @@ def test_make_featurizer_specs():
     assert clone is not obj and clone.batch_size == 7
     with pytest.raises(ValueError, match="Unknown encoder 'resnet'"):
         make_featurizer("resnet")
+    # The one spec grammar: a timm checkpoint is a checkpoint, not a model name.
+    from_file = make_featurizer("timm:resnet18:/m/r.pth")
+    assert from_file.model_name == "resnet18"
+    assert from_file.checkpoint_path == "/m/r.pth"
+    named = make_featurizer("clip:ViT-L-14:laion2b_s32b_b82k:/m/x.bin")
+    assert (named.pretrained, named.weights_tag) == ("/m/x.bin", "laion2b_s32b_b82k")
 
 
 def test_bad_arguments(data):

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from open_clip.constants import OPENAI_DATASET_MEAN as OPENAI_MEAN
+from open_clip.constants import OPENAI_DATASET_STD as OPENAI_STD
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
@@ -110,7 +112,11 @@ def test_file_layout_and_manifest(saved):
     assert manifest["encoder"] == {
         "class": "CLIPFeaturizer", "model_name": "skacd-tiny-ViT", "pretrained": None,
         "library": "open_clip_torch", "library_version": manifest["encoder"]["library_version"],
-        "embed_dim": 32,
+        "embed_dim": 32, "weights_tag": None, "spec": "clip:skacd-tiny-ViT:none",
+        "preprocessing": {
+            "fill_color": 0, "interpolation": "bicubic", "mean": list(OPENAI_MEAN),
+            "resize_mode": "shortest", "size": [32, 32], "std": list(OPENAI_STD),
+        },
     }
     space = step(manifest, 1)
     assert space["class"] == "skacd.AttributionSpace"

@@ -3,6 +3,7 @@
 from ._base import BaseFeaturizer, FeaturizeResult
 from ._images import GaussianBlur, JPEGCompression, load_image
 from ._open_clip import CLIPFeaturizer
+from ._spec import from_spec, to_spec
 from ._timm import TimmFeaturizer
 
 __all__ = [
@@ -12,5 +13,7 @@ __all__ = [
     "GaussianBlur",
     "JPEGCompression",
     "TimmFeaturizer",
+    "from_spec",
     "load_image",
+    "to_spec",
 ]

