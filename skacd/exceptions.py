@@ -3,12 +3,24 @@
 from sklearn.exceptions import NotFittedError
 
 __all__ = [
+    "CalibrationWarning",
     "DeviceWarning",
     "ImageLoadError",
     "ImageLoadWarning",
     "NotFittedError",
     "WeightsUnavailableError",
 ]
+
+
+class CalibrationWarning(UserWarning):
+    """Too few known-real images to set a threshold at the requested FPR.
+
+    Raised by :func:`skacd.calibration.conformal_threshold` (and the detectors
+    that call it) when ``(n + 1) * target_fpr < 1``: with that few calibration
+    images no threshold can guarantee the target false-positive rate, so the
+    threshold is ``+inf`` and every image is called real. The message names
+    the minimum number of images.
+    """
 
 
 class DeviceWarning(UserWarning):
