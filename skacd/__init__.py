@@ -6,9 +6,11 @@ and a light classifier on the attribution residuals.
 """
 
 from .attribution import AttributionSpace
+from .calibration import ConformalThresholdClassifier
 from .classifier import AttributionClassifier
 from .featurizers import CLIPFeaturizer, TimmFeaturizer
 from .io import load, save
+from .one_class import OneClassDetector
 
 __version__ = "0.1.0.dev0"
 
@@ -16,6 +18,8 @@ __all__ = [
     "AttributionSpace",
     "AttributionClassifier",
     "CLIPFeaturizer",
+    "ConformalThresholdClassifier",
+    "OneClassDetector",
     "TimmFeaturizer",
     "load",
     "save",
