@@ -55,7 +55,10 @@ _MACHINE_LOCAL_PARAMS = {
 
 _ATTRIBUTE_NAME = re.compile(r"_?[A-Za-z][A-Za-z0-9_]*\Z")
 _STEP_NAME = re.compile(r"[A-Za-z0-9_.\-]+\Z")
-_TAGS = ("__tuple__", "__float__", "__ndarray__", "__tensor__", "__transform__")
+_TAGS = (
+    "__tuple__", "__float__", "__ndarray__", "__tensor__", "__transform__",
+    "__estimator__",
+)
 
 
 class DetectorFileError(ValueError):
@@ -76,14 +79,20 @@ def _allowed_classes():
     from sklearn.preprocessing import StandardScaler
 
     from .attribution import AttributionSpace
+    from .calibration import ConformalThresholdClassifier
     from .classifier import AttributionClassifier
     from .featurizers import CLIPFeaturizer, TimmFeaturizer
+    from .one_class import OneClassDetector
 
     return {
         "skacd.CLIPFeaturizer": CLIPFeaturizer,
         "skacd.TimmFeaturizer": TimmFeaturizer,
         "skacd.AttributionSpace": AttributionSpace,
         "skacd.AttributionClassifier": AttributionClassifier,
+        # Detectors that hold another detector: stored as a nested
+        # "__estimator__" node, itself one of these classes.
+        "skacd.ConformalThresholdClassifier": ConformalThresholdClassifier,
+        "skacd.OneClassDetector": OneClassDetector,
         "sklearn.pipeline.Pipeline": Pipeline,
         "sklearn.preprocessing.StandardScaler": StandardScaler,
         "sklearn.decomposition.PCA": PCA,
@@ -189,6 +198,11 @@ class _Writer:
             name = type(value).__name__
             _, field = _allowed_transforms()[name]
             return {"__transform__": {"class": name, field: getattr(value, field)}}
+        if type(value) in _allowed_classes().values():
+            # A nested detector (e.g. ConformalThresholdClassifier.estimator):
+            # a node like any step, so only allow-listed classes come back.
+            # Not necessarily fitted: OneClassDetector.space is a template.
+            return {"__estimator__": self.node(value, f"{key}.", check_fitted=False)}
         raise TypeError(
             f"skacd.save cannot store {where} = {value!r} (a "
             f"{type(value).__module__}.{type(value).__qualname__}): detector files "
@@ -197,7 +211,7 @@ class _Writer:
             "and GaussianBlur, never pickled objects."
         )
 
-    def node(self, estimator, prefix):
+    def node(self, estimator, prefix, check_fitted=True):
         from sklearn.utils.validation import check_is_fitted
 
         class_name = _class_name(estimator)
@@ -236,7 +250,7 @@ class _Writer:
             return node
 
         is_featurizer = hasattr(estimator, "featurize")
-        if not is_featurizer:
+        if not is_featurizer and check_fitted:
             try:
                 check_is_fitted(estimator)
             except Exception as exc:
@@ -273,6 +287,8 @@ def _encoder_identity(estimator):
     """What the manifest says about the image encoder, or None."""
     from .featurizers import CLIPFeaturizer, TimmFeaturizer
 
+    while not hasattr(estimator, "steps") and hasattr(estimator, "estimator"):
+        estimator = estimator.estimator  # a detector wrapped for calibration
     steps = [estimator]
     if hasattr(estimator, "steps"):
         steps = [s for _, s in estimator.steps]
@@ -332,8 +348,11 @@ def save(estimator, path):
         A fitted :class:`~sklearn.pipeline.Pipeline` of
         :class:`~skacd.CLIPFeaturizer` / :class:`~skacd.TimmFeaturizer`,
         :class:`~skacd.AttributionSpace`, :class:`~skacd.AttributionClassifier`
-        and the scikit-learn steps ``StandardScaler``, ``PCA`` and
-        ``LogisticRegression``, or one such estimator.
+        :class:`~skacd.OneClassDetector` and the scikit-learn steps
+        ``StandardScaler``, ``PCA`` and ``LogisticRegression``, or one such
+        estimator, or a :class:`~skacd.ConformalThresholdClassifier` wrapping
+        one (its threshold, target, calibration scores and fingerprint are
+        stored too).
     path : str or os.PathLike
         The file to write, conventionally ending in ``.skacd``; replaced if
         it exists.
@@ -583,6 +602,8 @@ class _Reader:
             return float(body)
         if tag == "__tensor__":
             return self.tensor(body).numpy().copy()
+        if tag == "__estimator__":
+            return self.node(body, where)
         if tag == "__ndarray__":
             if not isinstance(body, dict) or not isinstance(body.get("data"), list):
                 raise self.error(f"malformed array for {where}.")
