@@ -457,8 +457,8 @@ def _real_images(folders, command, skip_errors):
         )
     note = ""
     if labelled:
-        note = (f"; the real class of {labelled} labelled folder(s) "
-                f"({n_fake} generated images left out)")
+        note = (f"the real class of {labelled} labelled folder(s), {n_fake} "
+                "generated images left out")
     return [os.fspath(p) for p in items], early, note
 
 
@@ -493,7 +493,8 @@ def _cmd_fit_one_class(args):
     featurizer = make_featurizer(args.encoder, device=args.device)
     paths, _, note = _real_images(args.data, "fit", args.skip_errors)
     if not args.quiet:
-        _err(f"{PROG} fit --one-class: {len(paths)} real images{note}; encoder "
+        _err(f"{PROG} fit --one-class: {len(paths)} real images"
+             f"{' (' + note + ')' if note else ''}; encoder "
              f"{encoder_spec(featurizer)}")
     runtime = _runtime(args)
     runtime.pop("device", None)
@@ -511,7 +512,8 @@ def _cmd_fit_one_class(args):
     save(make_pipeline(featurizer, detector), args.output)
     _err(
         f"{PROG} fit: one-class detector on {len(keep)} real images "
-        f"({result.n_cached} from cache), {len(skipped)} skipped; threshold "
+        f"({note + '; ' if note else ''}{result.n_cached} from cache), "
+        f"{len(skipped)} skipped; threshold "
         f"deviation > {detector.threshold_:.6g}, cross-fitted on {args.cv} folds "
         f"at target FPR {args.target_fpr:g}; saved {args.output} in "
         f"{time.perf_counter() - started:.1f} s"
@@ -543,7 +545,8 @@ def _cmd_calibrate(args):
     featurizer.set_params(**_runtime(args))
     paths, _, note = _real_images(args.real, "calibrate", args.skip_errors)
     if not args.quiet:
-        _err(f"{PROG} calibrate: {len(paths)} known-real images{note}"
+        _err(f"{PROG} calibrate: {len(paths)} known-real images"
+             f"{' (' + note + ')' if note else ''}"
              + (f"; replacing the threshold of {args.detector}" if previous else ""))
     calibrated = ConformalThresholdClassifier(detector, target_fpr=args.target_fpr)
     with warnings.catch_warnings(record=True) as caught:
@@ -562,8 +565,9 @@ def _cmd_calibrate(args):
     n = calibrated.n_calibration_samples_
     _err(
         f"{PROG} calibrate: threshold {response} > {calibrated.threshold_:.6g} at target "
-        f"FPR {args.target_fpr:g} from {n} real images ({len(paths) - n} skipped; at "
-        f"least {min_calibration_samples(args.target_fpr)} needed); saved "
+        f"FPR {args.target_fpr:g} from {n} real images ({note + '; ' if note else ''}"
+        f"{len(paths) - n} skipped; at least "
+        f"{min_calibration_samples(args.target_fpr)} needed); saved "
         f"{args.output} in {time.perf_counter() - started:.1f} s"
     )
     return EXIT_OK
