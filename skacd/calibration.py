@@ -79,13 +79,17 @@ def min_calibration_samples(target_fpr):
 
 
 def _as_scores(scores, name):
+    """1-D float64 scores; NaN is refused, +-inf (e.g. a shifted score) kept."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim == 2 and scores.shape[1] == 1:
         scores = scores[:, 0]
     if scores.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one score per image); got {scores.shape}.")
-    if not np.all(np.isfinite(scores)):
-        raise ValueError(f"{name} holds non-finite values (NaN or inf).")
+    if np.isnan(scores).any():
+        raise ValueError(
+            f"{name} holds NaN at position(s) "
+            f"{np.flatnonzero(np.isnan(scores))[:10].tolist()}."
+        )
     return scores
 
 
@@ -185,7 +189,7 @@ def conformal_threshold(calibration_scores, target_fpr=0.05):
             f"image is called real. Add real images or raise target_fpr to at "
             f"least {1 / (n + 1):.3g}.",
             CalibrationWarning,
-            stacklevel=2,
+            stacklevel=3,  # past validate_params' wrapper: the caller
         )
         return float("inf")
     return float(np.sort(scores)[n - m])
@@ -511,13 +515,13 @@ class ConformalThresholdClassifier(BaseThresholdClassifier):
             if failed:
                 listed = "\n".join(f"  {result.errors[i]}" for i in failed[:20])
                 more = len(failed) - 20
-                warnings.warn(
+                warning = ImageLoadWarning(
                     f"{len(failed)} calibration image(s) could not be loaded and are "
                     f"left out of the calibration set:\n{listed}"
-                    + (f"\n  ... and {more} more" if more > 0 else ""),
-                    ImageLoadWarning,
-                    stacklevel=2,
+                    + (f"\n  ... and {more} more" if more > 0 else "")
                 )
+                warning.errors = [result.errors[i] for i in failed]  # ImageLoadError
+                warnings.warn(warning, stacklevel=3)  # the caller of fit
             keep = [i for i in range(len(items)) if i not in result.errors]
             items = [items[i] for i in keep]
             if not items:

@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.model_selection import KFold
 from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_consistent_length
 
 from ._compat import (
@@ -156,14 +157,29 @@ class OneClassDetector(ClassifierMixin, BaseEstimator):
             The fitted detector.
         """
         X = validate_data(self, X, dtype=[np.float32, np.float64], reset=True)
+        n_samples = X.shape[0]
         if y is not None:
             y = column_or_1d(y, warn=True)
             check_consistent_length(X, y)
+            target = type_of_target(y, input_name="y", raise_unknown=True)
+            if target not in ("binary", "multiclass") or np.unique(y).size > 2:
+                raise ValueError(
+                    "Only binary classification is supported: OneClassDetector takes "
+                    "y=None (every row real) or labels with 0 for real; got target "
+                    f"type {target!r}, labels {np.unique(y)[:10].tolist()}."
+                )
+            if not np.any(y == 0):
+                raise ValueError(
+                    "y holds no row labelled 0 (real); OneClassDetector fits on the "
+                    f"real rows only. Labels present: {np.unique(y).tolist()} "
+                    f"(n_samples = {n_samples})."
+                )
             X = X[y == 0]
         if X.shape[0] < self.cv:
             raise ValueError(
                 f"OneClassDetector needs at least cv={self.cv} real rows to "
-                f"cross-fit its calibration; got {X.shape[0]}."
+                f"cross-fit its calibration; got {X.shape[0]} (n_samples = "
+                f"{n_samples})."
             )
         rng = check_random_state(self.random_state)
         folds = KFold(
@@ -228,7 +244,8 @@ class OneClassDetector(ClassifierMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             0 or 1.
         """
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+        fake = self.decision_function(X) > 0
+        return self.classes_[fake.astype(int)]
 
     def p_real(self, X):
         """Conformal p-value of each row against the held-out real scores.
