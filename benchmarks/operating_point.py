@@ -178,12 +178,13 @@ def main(argv=None):
     log(f"  {one_seconds:.1f} s")
     X_dev = np.concatenate([X_val, X_fs])
     y_dev = np.concatenate([y_val, y_fs])
-    g_dev = np.concatenate([np.full(y_val.size, "sd-coco/val", dtype=object),
-                            np.asarray([f"forensynths/{g}" for g in g_fs], dtype=object)])
+    g_fs = np.asarray([f"forensynths/{g}" for g in g_fs], dtype=object)
+    g_dev = np.concatenate([np.full(y_val.size, "sd-coco/val", dtype=object), g_fs])
     deviation = one.deviation(X_dev)
     report = detection_report(y_dev, deviation, g_dev, threshold=one.threshold_)
     results["one_class"] = {
-        "fit": "OneClassDetector(AttributionSpace(), cv=5) on the 300 sd-coco/train reals",
+        "fit": "OneClassDetector(AttributionSpace(), cv=5) on the sd-coco/train "
+               "reals",
         "threshold": one.threshold_,
         "n_calibration": one.n_calibration_samples_,
         "fit_seconds": round(one_seconds, 1),
@@ -199,8 +200,8 @@ def main(argv=None):
 
     c1, c2 = results["cifake"], results["sd_coco_val"]
     lines = [
-        f"## Operating point at target FPR {100 * target:g}% — encoder {args.encoder}, "
-        f"default detector fitted on sd-coco/train (seed {seed})",
+        f"## Operating point at target FPR {100 * target:g}% — encoder "
+        f"{args.encoder}, default detector fitted on sd-coco/train (seed {seed})",
         "",
         "| calibrated on | tested on | threshold (prob_fake >) | FPR on reals | "
         "fake ACC | FPR / fake ACC at 0.5 |",

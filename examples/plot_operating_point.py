@@ -30,8 +30,8 @@ calibrate on image paths, or run ``skacd calibrate``.
 # seen. The training set has four generated images for each real one (as when
 # fakes are cheap to make and real photos are not), which pushes the scores of
 # real images up. A separate set of known-real images is kept for
-# calibration, and another for testing. ``SKACD_EXAMPLES_FAST=1`` (set by the test suite)
-# shrinks the data.
+# calibration, and another for testing. ``SKACD_EXAMPLES_FAST=1`` (set by the
+# test suite) shrinks the data.
 
 import os
 import warnings

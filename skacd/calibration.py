@@ -84,7 +84,9 @@ def _as_scores(scores, name):
     if scores.ndim == 2 and scores.shape[1] == 1:
         scores = scores[:, 0]
     if scores.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one score per image); got {scores.shape}.")
+        raise ValueError(
+            f"{name} must be 1-D (one score per image); got {scores.shape}."
+        )
     if np.isnan(scores).any():
         raise ValueError(
             f"{name} holds NaN at position(s) "

@@ -447,7 +447,9 @@ def _real_images(folders, command, skip_errors):
         labelled += 1
     if early and not skip_errors:
         where, reason = early[0]
-        raise OSError(f"Cannot read {where!r}: {reason}; use --skip-errors to go on without it")
+        raise OSError(
+            f"Cannot read {where!r}: {reason}; use --skip-errors to go on without it"
+        )
     if early:
         _list_skipped(early, f"{PROG} {command}")
     if not items:
@@ -503,7 +505,8 @@ def _cmd_fit_one_class(args):
     skipped = sorted(result.errors)
     keep = np.setdiff1d(np.arange(len(paths)), skipped)
     if skipped:
-        _list_skipped([(paths[i], result.errors[i].reason) for i in skipped], f"{PROG} fit")
+        _list_skipped([(paths[i], result.errors[i].reason) for i in skipped],
+                      f"{PROG} fit")
     epochs = {} if args.max_epochs is None else {"max_epochs": args.max_epochs}
     space = AttributionSpace(device=args.device, random_state=args.seed, **epochs)
     detector = OneClassDetector(space, target_fpr=args.target_fpr, cv=args.cv,
@@ -561,10 +564,12 @@ def _cmd_calibrate(args):
     featurizer.set_params(**{k: saved[k] for k in _runtime(args)})
     featurizer.set_params(verbose=0)
     save(calibrated, args.output)
-    response = "prob_fake" if calibrated.response_method_ == "predict_proba" else "score"
+    by_proba = calibrated.response_method_ == "predict_proba"
+    response = "prob_fake" if by_proba else "score"
     n = calibrated.n_calibration_samples_
     _err(
-        f"{PROG} calibrate: threshold {response} > {calibrated.threshold_:.6g} at target "
+        f"{PROG} calibrate: threshold {response} > {calibrated.threshold_:.6g} at "
+        "target "
         f"FPR {args.target_fpr:g} from {n} real images ({note + '; ' if note else ''}"
         f"{len(paths) - n} skipped; at least "
         f"{min_calibration_samples(args.target_fpr)} needed); saved "

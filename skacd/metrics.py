@@ -133,10 +133,13 @@ class DetectionReport:
 
     def _metrics(self, metrics):
         if metrics is None:
-            return [m for m in METRICS if self.calibration is not None or m not in CALIBRATED]
+            calibrated = self.calibration is not None
+            return [m for m in METRICS if calibrated or m not in CALIBRATED]
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
-            raise ValueError(f"Unknown metric(s) {unknown}; choose from {list(METRICS)}.")
+            raise ValueError(
+                f"Unknown metric(s) {unknown}; choose from {list(METRICS)}."
+            )
         return list(metrics)
 
     def _rows(self):
