@@ -357,7 +357,7 @@ class ConformalThresholdClassifier(BaseThresholdClassifier):
         Images scoring strictly above it are called fake; ``+inf`` (with a
         :class:`~skacd.exceptions.CalibrationWarning`) when there were too
         few calibration images.
-    calibration_scores_ : ndarray of shape (n_calibration_samples_,)
+    calibration_scores_ : ndarray of shape (`n_calibration_samples_`,)
         The calibration images' scores, sorted, for :meth:`p_real`.
     n_calibration_samples_ : int
         Known-real images the threshold was calibrated on (those that could

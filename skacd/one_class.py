@@ -67,7 +67,7 @@ class OneClassDetector(ClassifierMixin, BaseEstimator):
         The attribution space fitted on all real rows; it scores new images.
     threshold_ : float
         Deviation above which an image is called fake.
-    calibration_scores_ : ndarray of shape (n_calibration_samples_,)
+    calibration_scores_ : ndarray of shape (`n_calibration_samples_`,)
         The out-of-fold deviations of the real rows, sorted (for
         :meth:`p_real`).
     n_calibration_samples_ : int
