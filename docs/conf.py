@@ -176,7 +176,9 @@ else:
     }
     # Pages without sub-pages get the full width (no empty navigation column).
     html_sidebars = {
-        page: [] for page in ("index", "install", "user_guide", "scaling", "cli")
+        page: []
+        for page in ("index", "install", "user_guide", "operating_point", "scaling",
+                     "cli")
     }
 
 html_title = f"skacd {release}"
@@ -211,7 +213,7 @@ def _skip_sklearn_members(app, what, name, obj, skip, options):
 # cli.rst includes the --help text of each subcommand, so that the page never
 # drifts from the parser.
 
-CLI_COMMANDS = ("fit", "predict", "evaluate", "demo", "info")
+CLI_COMMANDS = ("fit", "calibrate", "predict", "evaluate", "demo", "info")
 
 
 def _write_cli_help(app):

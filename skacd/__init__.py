@@ -6,10 +6,12 @@ and a light classifier on the attribution residuals.
 """
 
 from .attribution import AttributionSpace
+from .calibration import ConformalThresholdClassifier
 from .classifier import AttributionClassifier
 from .featurizers import CLIPFeaturizer, TimmFeaturizer
 from .fusion import BlockSelector, make_detector
 from .io import load, save
+from .one_class import OneClassDetector
 
 __version__ = "0.1.0.dev0"
 
@@ -17,6 +19,8 @@ __all__ = [
     "AttributionSpace",
     "AttributionClassifier",
     "CLIPFeaturizer",
+    "ConformalThresholdClassifier",
+    "OneClassDetector",
     "TimmFeaturizer",
     "BlockSelector",
     "make_detector",

@@ -1,6 +1,7 @@
 """The ``skacd`` command line: a thin layer over the public API.
 
-Subcommands: ``fit``, ``predict``, ``evaluate``, ``demo`` and ``info``; each
+Subcommands: ``fit``, ``calibrate``, ``predict``, ``evaluate``, ``demo`` and
+``info``; each
 has ``--help``. Exit codes: 0 success, 1 runtime failure (a bad image without
 ``--skip-errors``, a missing folder, an unreadable detector file, ...), 2
 usage error (unknown option, bad value), 130 interrupted (Ctrl-C).
@@ -65,6 +66,26 @@ def _encoder_arg(spec):
 
 def _err(message):
     print(message, file=sys.stderr, flush=True)
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value:g}")
+    return value
+
+
+def _finite_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def _positive_int(text):
@@ -239,7 +260,7 @@ def _fake_column(classes):
     return len(values) - 1
 
 
-FIELDS = ("path", "prob_fake", "label", "encoder", "error")
+FIELDS = ("path", "prob_fake", "p_real", "label", "encoder", "error")
 _EXTENSIONS = ".jpg, .jpeg, .png, .bmp, .webp, .gif, .tif, .tiff"
 
 
@@ -249,7 +270,8 @@ def _write_rows(fh, rows, fmt):
         writer.writerow(FIELDS)
         for row in rows:
             writer.writerow(
-                ["" if row[f] is None else (repr(row[f]) if f == "prob_fake" else row[f])
+                ["" if row[f] is None
+                 else (repr(row[f]) if f in ("prob_fake", "p_real") else row[f])
                  for f in FIELDS]
             )
     else:
@@ -316,6 +338,8 @@ def _cmd_fit(args):
     from .featurizers._spec import to_spec
     from .io import save
 
+    if args.one_class:
+        return _cmd_fit_one_class(args)
     started = time.perf_counter()
     if args.detector == "fused" and (
         args.source_class != "real"
@@ -373,12 +397,219 @@ def _cmd_fit(args):
     return EXIT_OK
 
 
+# -- real images: one-class fit and calibration ---------------------------
+
+
+def _real_images(folders, command, skip_errors):
+    """Image paths of known-real folders, and a note on what was taken.
+
+    A labelled folder (any layout of :func:`skacd.datasets.load_image_folder`)
+    contributes its real images only; any other folder every image under it.
+    """
+    from .datasets import _detect_layout, load_image_folder
+
+    items, early, n_fake, labelled = [], [], 0, 0
+    for folder in folders:
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"the folder {folder!r} does not exist.")
+        try:
+            _detect_layout(folder)
+        except ValueError:  # not a labelled folder: every image is real
+            found, errors = _collect_inputs([folder])
+            items += found
+            early += errors
+            continue
+        data = load_image_folder(folder)
+        target = list(data.target)
+        items += [p for p, t in zip(data.paths, target) if t == 0]
+        n_fake += sum(1 for t in target if t != 0)
+        labelled += 1
+    if early and not skip_errors:
+        where, reason = early[0]
+        raise OSError(
+            f"Cannot read {where!r}: {reason}; use --skip-errors to go on without it"
+        )
+    if early:
+        _list_skipped(early, f"{PROG} {command}")
+    if not items:
+        raise FileNotFoundError(
+            "no real images found in " + ", ".join(repr(f) for f in folders)
+            + f" (looked for files ending in {_EXTENSIONS})."
+        )
+    note = ""
+    if labelled:
+        note = (f"the real class of {labelled} labelled folder(s), {n_fake} "
+                "generated images left out")
+    return [os.fspath(p) for p in items], early, note
+
+
+def _runtime(args):
+    runtime = {"verbose": 0 if args.quiet else 1, "cache": args.cache,
+               "on_error": "skip" if args.skip_errors else "raise"}
+    for name in ("batch_size", "num_workers", "device"):
+        if getattr(args, name, None) is not None:
+            runtime[name] = getattr(args, name)
+    return runtime
+
+
+def _cmd_fit_one_class(args):
+    import numpy as np
+    from sklearn.base import clone
+    from sklearn.pipeline import make_pipeline
+
+    from .attribution import AttributionSpace
+    from .featurizers._spec import from_spec, to_spec
+    from .fusion import reading_branches
+    from .io import save
+    from .one_class import OneClassDetector
+
+    started = time.perf_counter()
+    _check_writable(args.output, "the detector file")
+    if args.source_class != "real":
+        raise UsageError("--one-class fits on real images only; drop --source-class.")
+    if args.cv < 2:
+        raise UsageError(
+            f"--one-class cross-fits its threshold on --cv folds of the real images; "
+            f"--cv must be at least 2, got {args.cv}."
+        )
+    verbose = 0 if args.quiet else 1
+    featurizer = from_spec(args.encoder, device=args.device)
+    # The early layers: their deviation separates unseen generators best
+    # (the deviation_early method of skacd evaluate).
+    reading_branches(featurizer)  # the fused detector's layers and resize ...
+    featurizer.set_params(layers=featurizer._early_layers())  # ... less the embedding
+    if args.layers is not None:
+        featurizer.set_params(layers=args.layers)
+    if args.pooling is not None:
+        featurizer.set_params(pooling=args.pooling)
+    paths, _, note = _real_images(args.data, "fit", args.skip_errors)
+    if not args.quiet:
+        _err(f"{PROG} fit --one-class: {len(paths)} real images"
+             f"{' (' + note + ')' if note else ''}; encoder "
+             f"{to_spec(featurizer)}")
+    runtime = _runtime(args)
+    runtime.pop("device", None)
+    result = clone(featurizer).set_params(**runtime).featurize(paths)
+    featurizer.fit()
+    skipped = sorted(result.errors)
+    keep = np.setdiff1d(np.arange(len(paths)), skipped)
+    if skipped:
+        _list_skipped([(paths[i], result.errors[i].reason) for i in skipped],
+                      f"{PROG} fit")
+    epochs = {} if args.max_epochs is None else {"max_epochs": args.max_epochs}
+    space = AttributionSpace(
+        solver=args.solver or "pca", latent_dim=args.latent_dim or 32,
+        device=args.device, random_state=args.seed, **epochs,
+    )
+    detector = OneClassDetector(space, target_fpr=args.target_fpr, cv=args.cv,
+                                random_state=args.seed)
+    detector.fit(result.features[keep])
+    save(make_pipeline(featurizer, detector), args.output)
+    _err(
+        f"{PROG} fit: one-class detector on {len(keep)} real images "
+        f"({note + '; ' if note else ''}{result.n_cached} from cache), "
+        f"{len(skipped)} skipped; threshold "
+        f"deviation > {detector.threshold_:.6g}, cross-fitted on {args.cv} folds "
+        f"at target FPR {args.target_fpr:g}; saved {args.output} in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    return EXIT_OK
+
+
+def _cmd_calibrate(args):
+    from .calibration import ConformalThresholdClassifier, min_calibration_samples
+    from .exceptions import ImageLoadWarning
+    from .io import load, save
+
+    started = time.perf_counter()
+    _check_writable(args.output, "the detector file")
+    detector = load(args.detector)
+    previous = None
+    if isinstance(detector, ConformalThresholdClassifier):
+        previous = detector
+        detector = detector.estimator  # recalibrate: replace the old threshold
+    steps = getattr(detector, "steps", None)
+    if not steps or not hasattr(steps[0][1], "featurize") or len(steps) < 2:
+        raise ValueError(
+            f"{args.detector!r} holds a {type(detector).__name__} that does not take "
+            "images; skacd calibrate needs a pipeline that starts with a featurizer "
+            "(as written by skacd fit)."
+        )
+    featurizer = steps[0][1]
+    saved = featurizer.get_params()
+    featurizer.set_params(**_runtime(args))
+    paths, _, note = _real_images(args.real, "calibrate", args.skip_errors)
+    if not args.quiet:
+        _err(f"{PROG} calibrate: {len(paths)} known-real images"
+             f"{' (' + note + ')' if note else ''}"
+             + (f"; replacing the threshold of {args.detector}" if previous else ""))
+    calibrated = ConformalThresholdClassifier(detector, target_fpr=args.target_fpr)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        calibrated.fit(paths)
+    for w in caught:
+        if issubclass(w.category, ImageLoadWarning) and hasattr(w.message, "errors"):
+            _list_skipped([(e.source, e.reason) for e in w.message.errors],
+                          f"{PROG} calibrate")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    featurizer.set_params(**{k: saved[k] for k in _runtime(args)})
+    featurizer.set_params(verbose=0)
+    save(calibrated, args.output)
+    by_proba = calibrated.response_method_ == "predict_proba"
+    response = "prob_fake" if by_proba else "score"
+    n = calibrated.n_calibration_samples_
+    _err(
+        f"{PROG} calibrate: threshold {response} > {calibrated.threshold_:.6g} at "
+        "target "
+        f"FPR {args.target_fpr:g} from {n} real images ({note + '; ' if note else ''}"
+        f"{len(paths) - n} skipped; at least "
+        f"{min_calibration_samples(args.target_fpr)} needed); saved "
+        f"{args.output} in {time.perf_counter() - started:.1f} s"
+    )
+    return EXIT_OK
+
+
 # -- predict --------------------------------------------------------------
 
 
-def _cmd_predict(args):
+def _decision(head, calibrated, features, proba, threshold):
+    """``(labels as classes, p_real or None, what the threshold is)``."""
     import numpy as np
 
+    last = head.steps[-1][1]
+    if calibrated is not None:
+        p_real = calibrated.p_real(features)
+        c = calibrated
+        response = "prob_fake" if c.response_method_ == "predict_proba" else "score"
+        source = (f"{response} > {c.threshold_:.6g}, calibrated on "
+                  f"{c.n_calibration_samples_} real images at target FPR "
+                  f"{c.target_fpr:g}")
+        predicted = c.predict(features)
+    else:
+        p_real = None
+        if hasattr(last, "p_real"):
+            inner = head[:-1].transform(features) if len(head) > 1 else features
+            p_real = last.p_real(inner)
+        if hasattr(last, "threshold_"):
+            source = (f"deviation > {last.threshold_:.6g}, cross-fitted on "
+                      f"{last.n_calibration_samples_} real images at target FPR "
+                      f"{last.target_fpr:g} ({type(last).__name__})")
+        else:
+            source = ("prob_fake > 0.5, the detector's default (uncalibrated; see "
+                      "skacd calibrate)")
+        predicted = head.predict(features)
+    if threshold is not None:
+        classes = np.asarray(head.classes_)
+        fake = classes[_fake_column(list(classes))]
+        other = [c for c in classes if c != fake][0]
+        predicted = np.where(proba > threshold, fake, other)
+        source = f"prob_fake > {threshold:g}, from --threshold"
+    return predicted, p_real, source
+
+
+def _cmd_predict(args):
+    from .calibration import ConformalThresholdClassifier
     from .featurizers._spec import to_spec
     from .io import load
 
@@ -387,6 +618,10 @@ def _cmd_predict(args):
     if args.output is not None:
         _check_writable(args.output, "the output file")
     detector = load(args.detector)
+    calibrated = None
+    if isinstance(detector, ConformalThresholdClassifier):
+        calibrated = detector
+        detector = detector.estimator
     steps = getattr(detector, "steps", None)
     if not steps or not hasattr(steps[0][1], "featurize") or len(steps) < 2:
         raise ValueError(
@@ -395,12 +630,16 @@ def _cmd_predict(args):
             "(as written by skacd fit)."
         )
     featurizer, head = steps[0][1], detector[1:]
-    runtime = {"verbose": 0 if args.quiet else 1, "cache": args.cache,
-               "on_error": "skip" if args.skip_errors else "raise"}
-    for name in ("batch_size", "num_workers", "device"):
-        if getattr(args, name) is not None:
-            runtime[name] = getattr(args, name)
-    featurizer.set_params(**runtime)
+    if calibrated is not None:
+        _, calibrated = calibrated._without_featurizer()
+    has_proba = hasattr(head, "predict_proba")
+    if args.threshold is not None and not has_proba:
+        raise UsageError(
+            f"--threshold applies to prob_fake, and {args.detector!r} "
+            f"({type(head.steps[-1][1]).__name__}) gives no probabilities; set its "
+            "operating point with skacd calibrate --target-fpr instead."
+        )
+    featurizer.set_params(**_runtime(args))
     encoder = to_spec(featurizer)
 
     items, early_errors = _collect_inputs(args.paths)
@@ -419,24 +658,32 @@ def _cmd_predict(args):
     names = dict(zip(classes, _label_names(classes)))
     fake_name = names[classes[_fake_column(classes)]]
     other_name = "/".join(n for n in names.values() if n != fake_name) or "other"
-    proba = labels = None
+    proba = labels = p_real = None
+    source = "no image scored"
     if ok:
         features = result.features[ok]
-        proba = head.predict_proba(features)[:, _fake_column(classes)]
-        labels = [names[c.item() if hasattr(c, "item") else c] for c in head.predict(features)]
+        if has_proba:
+            proba = head.predict_proba(features)[:, _fake_column(classes)]
+        predicted, p_real, source = _decision(
+            head, calibrated, features, proba, args.threshold
+        )
+        labels = [names[c.item() if hasattr(c, "item") else c] for c in predicted]
 
     rows, scored = [], dict(zip(ok, range(len(ok))))
     for i, path in enumerate(items):
-        row = {"path": os.fspath(path), "prob_fake": None, "label": None,
-               "encoder": encoder, "error": None}
+        row = {"path": os.fspath(path), "prob_fake": None, "p_real": None,
+               "label": None, "encoder": encoder, "error": None}
         if i in scored:
-            row["prob_fake"] = float(proba[scored[i]])
+            if proba is not None:
+                row["prob_fake"] = float(proba[scored[i]])
+            if p_real is not None:
+                row["p_real"] = float(p_real[scored[i]])
             row["label"] = labels[scored[i]]
         else:
             row["error"] = errors[i].reason
         rows.append(row)
     for where, reason in early_errors:
-        rows.append({"path": where, "prob_fake": None, "label": None,
+        rows.append({"path": where, "prob_fake": None, "p_real": None, "label": None,
                      "encoder": encoder, "error": reason})
 
     if args.output is None:
@@ -457,6 +704,7 @@ def _cmd_predict(args):
         f"{len(ok) - n_fake} {other_name}; {n_cached} from cache), {len(skipped)} skipped, "
         f"{time.perf_counter() - started:.1f} s"
         + ("" if args.output is None else f"; wrote {args.output}")
+        + f"; threshold: {source}"
     )
     return EXIT_OK
 
@@ -696,10 +944,20 @@ def build_parser():
                           "(default: 200)")
     fit.add_argument("--cv", type=_non_negative_int, default=5, metavar="K",
                      help="cross-fitting folds of the attribution space of --detector "
-                          "attribution; 0 = none, the paper's plain scheme (default: "
-                          "5; the fused detector always cross-fits with 5)")
+                          "attribution; 0 = none, the paper's plain scheme; with "
+                          "--one-class, the folds of the cross-fitted threshold, at "
+                          "least 2 (default: 5; the fused detector always cross-fits "
+                          "with 5)")
     fit.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                      help="torch device (default: auto)")
+    fit.add_argument("--one-class", action="store_true",
+                     help="fit on real images alone (every image under --data, or the "
+                          "real class of a labelled folder): the score is the "
+                          "attribution space's deviation, thresholded on held-out "
+                          "reals (cross-fitted on --cv folds) at --target-fpr")
+    fit.add_argument("--target-fpr", type=_fraction, default=0.05, metavar="RATE",
+                     help="with --one-class: the share of real images that may be "
+                          "called fake (default: 0.05)")
     fit.add_argument("-o", "--output", required=True, metavar="FILE",
                      help="detector file to write, e.g. detector.skacd")
     fit.set_defaults(func=_cmd_fit)
@@ -710,7 +968,10 @@ def build_parser():
         description=(
             "Score image files and folders (searched recursively) with a detector file. "
             "One line per image: path, prob_fake (probability of being AI-generated), "
-            "label (real/fake), encoder, and error (why an image was skipped)."
+            "p_real (conformal p-value against the real images the detector was "
+            "calibrated on: the share of them scoring at least as fake; empty when "
+            "uncalibrated), label (real/fake, at the calibrated threshold when there "
+            "is one), encoder, and error (why an image was skipped)."
         ),
         epilog="Example: skacd predict detector.skacd photos/ --output predictions.csv",
     )
@@ -724,7 +985,39 @@ def build_parser():
                               "on standard output)")
     predict.add_argument("--device", choices=["auto", "cpu", "cuda"],
                          help="device of the image encoder (default: as saved)")
+    predict.add_argument("--threshold", type=_finite_float, metavar="T",
+                         help="call an image fake when prob_fake > T, overriding the "
+                              "detector's calibrated (or default 0.5) threshold")
     predict.set_defaults(func=_cmd_predict)
+
+    calibrate = subparsers.add_parser(
+        "calibrate", parents=[quiet, images],
+        help="set a detector's threshold on known-real images at a target FPR",
+        description=(
+            "Set the threshold of a detector file so that at most --target-fpr of "
+            "real images like those under --real are called fake (a conformal "
+            "quantile of their scores: for a new real image from the same "
+            "distribution, P(called fake) <= target). No generated image is "
+            "needed; the images must not be ones the detector was fitted on. The "
+            "new file also keeps their sorted scores, so skacd predict writes "
+            "each image's p_real. At least ceil(1/target)-1 images are needed "
+            "(19 for 0.05)."
+        ),
+        epilog="Example: skacd calibrate detector.skacd --real my_photos/ "
+               "--target-fpr 0.05 -o calibrated.skacd",
+    )
+    calibrate.add_argument("detector", help="a detector file written by skacd fit")
+    calibrate.add_argument("--real", required=True, nargs="+", metavar="DIR",
+                           help="folder(s) of known-real images (searched "
+                                "recursively; of a labelled folder, the real class)")
+    calibrate.add_argument("--target-fpr", type=_fraction, default=0.05, metavar="RATE",
+                           help="largest share of real images called fake "
+                                "(default: 0.05)")
+    calibrate.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                           help="device of the image encoder (default: as saved)")
+    calibrate.add_argument("-o", "--output", required=True, metavar="FILE",
+                           help="calibrated detector file to write")
+    calibrate.set_defaults(func=_cmd_calibrate)
 
     _add_evaluate(subparsers)
 

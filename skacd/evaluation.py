@@ -87,9 +87,15 @@ _METHOD_BLOCKS = {
 _HEAD_BLOCKS = ("embedding",)
 
 #: Metrics reported per group (fractions in [0, 1]); ``deviation`` has AP only.
-METRICS = ("ap", "acc", "real_acc", "fake_acc")
-_HEADERS = {"ap": "AP", "acc": "ACC", "real_acc": "real ACC", "fake_acc": "fake ACC"}
+METRICS = ("ap", "acc", "real_acc", "fake_acc", "acc_cal", "real_acc_cal",
+           "acc_oracle", "tpr_at_fpr_1", "tpr_at_fpr_5")
+_HEADERS = {"ap": "AP", "acc": "ACC", "real_acc": "real ACC", "fake_acc": "fake ACC",
+            "acc_cal": "ACC (cal.)", "real_acc_cal": "real ACC (cal.)",
+            "acc_oracle": "ACC (oracle)", "tpr_at_fpr_1": "TPR@1%FPR",
+            "tpr_at_fpr_5": "TPR@5%FPR"}
 _AP_ONLY = frozenset({"deviation", "deviation_embedding", "deviation_early"})
+#: Metrics at probability 0.5, undefined for the deviation score.
+_AT_HALF = frozenset({"acc", "real_acc", "fake_acc"})
 
 _METHOD_NOTES = {
     "linear_probe": "StandardScaler + LogisticRegression(C=1.0, lbfgs, max_iter=5000) "
@@ -291,12 +297,19 @@ def _fake_scores(name, model, X):
     return model.predict_proba(X)[:, 1], True
 
 
-def _report(name, model, X, y, groups, keep_scores=False):
-    """Per-group metrics of one fitted method as a plain dict."""
+def _report(name, model, X, y, groups, keep_scores=False, X_cal=None):
+    """Per-group metrics of one fitted method as a plain dict.
+
+    ``X_cal``: held-out real training rows; their scores set the calibrated
+    threshold of the ``*_cal`` metrics (see :func:`skacd.metrics.detection_report`).
+    """
     from .metrics import detection_report
 
     scores, has_acc = _fake_scores(name, model, X)
-    report = detection_report(y, scores, groups, threshold=0.5).to_dict()
+    cal = None if X_cal is None else _fake_scores(name, model, X_cal)[0]
+    report = detection_report(
+        y, scores, groups, threshold=0.5, calibration_scores=cal
+    ).to_dict()
     if not has_acc:  # a deviation score has no calibrated threshold
         for row in [*report["groups"].values(), report["mean"], report["pooled"]]:
             for key in ("acc", "real_acc", "fake_acc", "f1"):
@@ -523,7 +536,17 @@ class CrossGeneratorResult:
                 if cfg.get("max_epochs") is not None
                 else ""
             )
-            + "; nothing tuned per test group; deviation has AP only",
+            + "; nothing tuned per test group; deviation has no ACC at 0.5",
+            "- operating points: ACC (oracle) at the best threshold per test group "
+            "(an optimistic bound, as UnivFD reports it); TPR at 1% / 5% FPR on each "
+            "group's reals; "
+            + (
+                f"ACC (cal.) at the threshold calibrated (conformal, target FPR 5%) "
+                f"on {100 * cfg['calibration_fraction']:g}% of the training reals, "
+                "held out of every fit"
+                if cfg.get("calibration_fraction")
+                else "no calibrated ACC (run with --calibration-fraction)"
+            ),
             "",
         ]
         for metric in ("ap", "acc"):
@@ -568,7 +591,7 @@ class CrossGeneratorResult:
                 rows.append(
                     [name, m]
                     + [
-                        "—" if (k != "ap" and m in _AP_ONLY) else _cell(stats[k])
+                        "—" if (k in _AT_HALF and m in _AP_ONLY) else _cell(stats[k])
                         for k in METRICS
                     ]
                 )
@@ -859,6 +882,17 @@ def _records(report, method, param, value, seed, encoder, extra=None):
     return mean, per_group
 
 
+def _calibration_split(y, fraction, seed):
+    """(fit rows, held-out real rows) for the calibrated threshold."""
+    rows = np.arange(y.size)
+    real = np.flatnonzero(y == 0)
+    n_cal = int(round(fraction * real.size))
+    if n_cal == 0:
+        return rows, rows[:0]
+    cal = np.sort(np.random.RandomState(seed).choice(real, n_cal, replace=False))
+    return np.setdiff1d(rows, cal), cal
+
+
 def _subsample(y, n_per_class, seed):
     rng = np.random.RandomState(seed)
     keep = []
@@ -891,6 +925,7 @@ def cross_generator_benchmark(
     num_workers="auto",
     torch_threads=None,
     verbose=1,
+    calibration_fraction=0.0,
 ):
     """Train on one source, test on every group of the test roots, side by side.
 
@@ -961,6 +996,13 @@ def cross_generator_benchmark(
         oversubscription, which slows the small torch fits many-fold.
     verbose : int, default=1
         Print progress to stderr when positive.
+    calibration_fraction : float in [0, 1), default=0.0
+        Share of the real training images held out of every fit (drawn per
+        seed); their scores set the threshold of ``acc_cal`` /
+        ``real_acc_cal``, calibrated at a 5% target FPR with no test label.
+        0 fits on every training image and leaves those metrics undefined.
+
+        .. versionadded:: 0.1
 
     Returns
     -------
@@ -1027,6 +1069,7 @@ def cross_generator_benchmark(
             train_sizes=train_sizes, cost_images=cost_images, layers=layers,
             pooling=pooling, solver=solver, max_epochs=max_epochs, device=device,
             batch_size=batch_size, num_workers=num_workers, verbose=verbose,
+            calibration_fraction=calibration_fraction,
         )
     finally:
         torch.set_num_threads(previous_threads)
@@ -1034,7 +1077,8 @@ def cross_generator_benchmark(
 
 def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
                blur_sigmas, train_sizes, cost_images, layers, pooling, solver,
-               max_epochs, device, batch_size, num_workers, verbose):
+               max_epochs, device, batch_size, num_workers, verbose,
+               calibration_fraction=0.0):
     from sklearn.base import clone
 
     from .cache import FeatureCache
@@ -1187,15 +1231,22 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
     encoder_name = identity.get("model_name", encoder_spec)
     runs, records, group_records = [], [], []
     fit_seconds = 0.0
+    if not 0 <= calibration_fraction < 1:
+        raise ValueError(
+            f"calibration_fraction must be in [0, 1); got {calibration_fraction!r}."
+        )
     for seed in seeds:
+        fit_rows, cal_rows = _calibration_split(y_train, calibration_fraction, seed)
         models, seconds, caught = _fit_methods(
-            methods, X_train, y_train, seed, device=device, max_epochs=max_epochs,
-            log=log, feature_names=feature_names, solver=solver,
+            methods, X_train[fit_rows], y_train[fit_rows], seed, device=device,
+            max_epochs=max_epochs, log=log, feature_names=feature_names, solver=solver,
         )
         fit_seconds += sum(seconds.values())
+        X_cal = X_train[cal_rows] if cal_rows.size else None
         for name in methods:
             report, scores = _report(
-                name, models[name], X_test, y_test, g_test, keep_scores=True
+                name, models[name], X_test, y_test, g_test, keep_scores=True,
+                X_cal=X_cal,
             )
             runs.append(
                 {
@@ -1307,6 +1358,7 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
         "max_epochs": max_epochs,
         "device": device,
         "threshold": 0.5,
+        "calibration_fraction": float(calibration_fraction),
         "std": "sample standard deviation over seeds (ddof=1)",
         "sweeps": {
             "jpeg_quality": [int(q) for q in jpeg_qualities],
@@ -1448,6 +1500,12 @@ def add_evaluate_arguments(parser, *, defaults=None):
         help="output file stem (default: cross_generator-<UTC timestamp>)",
     )
     parser.add_argument(
+        "--calibration-fraction", type=float, default=0.0, metavar="F",
+        help="hold this share of the real training images out of every fit and "
+        "report ACC at the threshold calibrated on them (target FPR 5%%); "
+        "default 0: no calibrated ACC",
+    )
+    parser.add_argument(
         "--quiet", action="store_true", help="no progress on stderr"
     )
     if defaults:
@@ -1515,6 +1573,7 @@ def run_evaluate(args):
             num_workers=num_workers,
             torch_threads=args.torch_threads,
             verbose=0 if args.quiet else 1,
+            calibration_fraction=args.calibration_fraction,
         )
     except (FileNotFoundError, ValueError, ImportError, WeightsUnavailableError) as exc:
         print(f"skacd evaluate: error: {exc}", file=sys.stderr)

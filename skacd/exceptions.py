@@ -3,6 +3,7 @@
 from sklearn.exceptions import NotFittedError
 
 __all__ = [
+    "CalibrationWarning",
     "DeviceWarning",
     "ImageLoadError",
     "ImageLoadWarning",
@@ -10,6 +11,17 @@ __all__ = [
     "PreprocessingMismatchError",
     "WeightsUnavailableError",
 ]
+
+
+class CalibrationWarning(UserWarning):
+    """Too few known-real images to set a threshold at the requested FPR.
+
+    Raised by :func:`skacd.calibration.conformal_threshold` (and the detectors
+    that call it) when ``(n + 1) * target_fpr < 1``: with that few calibration
+    images no threshold can guarantee the target false-positive rate, so the
+    threshold is ``+inf`` and every image is called real. The message names
+    the minimum number of images.
+    """
 
 
 class DeviceWarning(UserWarning):

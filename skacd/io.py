@@ -86,9 +86,11 @@ def _allowed_classes():
     from sklearn.preprocessing import LabelEncoder, StandardScaler
 
     from .attribution import AttributionSpace
+    from .calibration import ConformalThresholdClassifier
     from .classifier import AttributionClassifier
     from .featurizers import CLIPFeaturizer, TimmFeaturizer
     from .fusion import BlockSelector, ScoreAveragingClassifier
+    from .one_class import OneClassDetector
 
     return {
         "skacd.CLIPFeaturizer": CLIPFeaturizer,
@@ -97,6 +99,10 @@ def _allowed_classes():
         "skacd.AttributionClassifier": AttributionClassifier,
         "skacd.BlockSelector": BlockSelector,
         "skacd.fusion.ScoreAveragingClassifier": ScoreAveragingClassifier,
+        # Detectors that hold another detector: stored as a nested
+        # "__estimator__" node, itself one of these classes.
+        "skacd.ConformalThresholdClassifier": ConformalThresholdClassifier,
+        "skacd.OneClassDetector": OneClassDetector,
         "sklearn.pipeline.Pipeline": Pipeline,
         "sklearn.preprocessing.StandardScaler": StandardScaler,
         "sklearn.preprocessing.LabelEncoder": LabelEncoder,
@@ -159,8 +165,10 @@ class _Writer:
     def encode(self, value, where, key, fitted=True):
         """JSON-able form of ``value``; ``key`` names its tensor if it needs one.
 
-        An estimator inside a parameter (``fitted=False``, e.g. the template
-        estimators of a StackingClassifier) is stored as its parameters only.
+        An estimator inside a parameter (``fitted=False``) keeps its fitted
+        state when it has one (ConformalThresholdClassifier wraps a fitted
+        detector) and is stored as its parameters only when it has none (the
+        template estimators of a StackingClassifier, OneClassDetector.space).
         """
         from .featurizers import GaussianBlur, JPEGCompression
 
@@ -210,6 +218,9 @@ class _Writer:
                     }
                 }
         if type(value) in _allowed_classes().values():
+            # A nested estimator (ConformalThresholdClassifier.estimator, the
+            # branches of a StackingClassifier): a node like any step, so only
+            # allow-listed classes come back.
             return {"__estimator__": self.node(value, f"{key}.", fitted)}
         if isinstance(value, (JPEGCompression, GaussianBlur)):
             name = type(value).__name__
@@ -224,6 +235,11 @@ class _Writer:
         )
 
     def node(self, estimator, prefix, fitted_state=True):
+        """The manifest node of ``estimator``.
+
+        ``fitted_state=False`` (inside a parameter): an unfitted estimator is
+        stored as its parameters only; otherwise it must be fitted.
+        """
         from sklearn.utils.validation import check_is_fitted
 
         class_name = _class_name(estimator)
@@ -265,14 +281,13 @@ class _Writer:
                     )
             node["steps"] = steps
             return node
-        if not fitted_state:
-            return node
-
         is_featurizer = hasattr(estimator, "featurize")
         if not is_featurizer:
             try:
                 check_is_fitted(estimator)
             except Exception as exc:
+                if not fitted_state:  # an unfitted template inside a parameter
+                    return node
                 raise type(exc)(
                     f"skacd.save: this {label} is not fitted yet; call fit before "
                     "saving it."
@@ -307,6 +322,8 @@ def _encoder_identity(estimator):
     """What the manifest says about the image encoder, or None."""
     from .featurizers import CLIPFeaturizer, TimmFeaturizer, to_spec
 
+    while not hasattr(estimator, "steps") and hasattr(estimator, "estimator"):
+        estimator = estimator.estimator  # a detector wrapped for calibration
     steps = [estimator]
     if hasattr(estimator, "steps"):
         steps = [s for _, s in estimator.steps]
@@ -383,8 +400,11 @@ def save(estimator, path):
         A fitted :class:`~sklearn.pipeline.Pipeline` of
         :class:`~skacd.CLIPFeaturizer` / :class:`~skacd.TimmFeaturizer`,
         :class:`~skacd.AttributionSpace`, :class:`~skacd.AttributionClassifier`
-        and the scikit-learn steps ``StandardScaler``, ``PCA`` and
-        ``LogisticRegression``, or one such estimator.
+        :class:`~skacd.OneClassDetector` and the scikit-learn steps
+        ``StandardScaler``, ``PCA`` and ``LogisticRegression``, or one such
+        estimator, or a :class:`~skacd.ConformalThresholdClassifier` wrapping
+        one (its threshold, target, calibration scores and fingerprint are
+        stored too).
     path : str or os.PathLike
         The file to write, conventionally ending in ``.skacd``; replaced if
         it exists.

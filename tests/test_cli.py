@@ -80,7 +80,8 @@ def test_fit_predict_round_trip_matches_python_api(fitted, tmp_path, capsys):
                  "--quiet", "--num-workers", "0"]) == 0
     rows = read_csv(out)
     assert [r["path"] for r in rows] == new  # recursive, sorted
-    assert list(rows[0]) == ["path", "prob_fake", "label", "encoder", "error"]
+    assert list(rows[0]) == ["path", "prob_fake", "p_real", "label", "encoder", "error"]
+    assert all(r["p_real"] == "" for r in rows)  # uncalibrated: no p-values
 
     pipe = load(detector)
     expected = pipe.predict_proba(new)[:, 1]
@@ -92,6 +93,8 @@ def test_fit_predict_round_trip_matches_python_api(fitted, tmp_path, capsys):
     summary = capsys.readouterr().err.strip().splitlines()[-1]
     assert summary.startswith("skacd predict: 8 images scored (")
     assert "0 skipped" in summary and f"wrote {out}" in summary
+    assert summary.endswith("threshold: prob_fake > 0.5, the detector's default "
+                            "(uncalibrated; see skacd calibrate)")
 
     # The detector learned something: the two made-up distributions separate.
     assert expected[4:].mean() > expected[:4].mean()
@@ -140,7 +143,7 @@ def test_predict_jsonl_and_stdout(fitted, tmp_path, capsys):
     assert main(["predict", str(detector), new[0], new[5], "-o", str(out), "-q"]) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["path"] for r in records] == [new[0], new[5]]
-    assert set(records[0]) == {"path", "prob_fake", "label", "encoder", "error"}
+    assert set(records[0]) == {"path", "prob_fake", "p_real", "label", "encoder", "error"}
     capsys.readouterr()
     assert main(["predict", str(detector), new[0], new[5], "-q"]) == 0
     stdout = capsys.readouterr().out
@@ -256,6 +259,10 @@ def test_interrupted_predict_writes_nothing_and_resumes(fitted, tmp_path, monkey
     ["predict", "d.skacd"],
     ["predict", "d.skacd", "x.png", "--format", "xml"],
     ["predict", "d.skacd", "x.png", "--batch-size", "many"],
+    ["predict", "d.skacd", "x.png", "--threshold", "nan"],
+    ["calibrate", "d.skacd", "-o", "c.skacd"],  # no --real
+    ["calibrate", "d.skacd", "--real", "r", "-o", "c.skacd", "--target-fpr", "1.5"],
+    ["calibrate", "d.skacd", "--real", "r", "-o", "c.skacd", "--target-fpr", "0"],
 ])
 def test_usage_errors_exit_2(args, capsys):
     assert main(args) == 2
@@ -318,7 +325,8 @@ def test_empty_and_unreadable_folders_are_reported(fitted, tmp_path, monkeypatch
         ("a.png", ""), ("locked", "permission denied (cannot list the folder)")]
 
 
-@pytest.mark.parametrize("command", ["fit", "predict", "evaluate", "demo", "info"])
+@pytest.mark.parametrize("command", ["fit", "calibrate", "predict", "evaluate", "demo",
+                                     "info"])
 def test_every_subcommand_has_help(command, capsys):
     assert main([command, "--help"]) == 0
     assert capsys.readouterr().out.startswith(f"usage: skacd {command}")
@@ -389,3 +397,136 @@ def test_encoder_specs(spec, cls, params):
     for key, value in params.items():
         assert featurizer.get_params()[key] == value
     assert from_spec(to_spec(featurizer)).get_params() == from_spec(spec).get_params()
+
+
+# -- operating points: calibrate, p_real, --threshold, --one-class ----------------------
+
+
+@pytest.fixture(scope="module")
+def calibrated(fitted, tmp_path_factory):
+    """``skacd calibrate`` on 24 known-real images of another folder."""
+    root, detector, new = fitted
+    real_root = tmp_path_factory.mktemp("real")
+    reals = [p for p in write_folder(real_root, 24, seed=5) if "0_real" in p]
+    out = root / "calibrated.skacd"
+    assert main(["calibrate", str(detector), "--real", str(real_root / "g0" / "0_real"),
+                 "--target-fpr", "0.1", "-o", str(out), "-q", "--num-workers", "0"]) == 0
+    return detector, out, reals, new
+
+
+def test_fit_calibrate_predict_matches_the_python_api(calibrated, tmp_path, capsys):
+    from skacd import ConformalThresholdClassifier
+    from skacd.calibration import calibration_fingerprint
+
+    detector, out, reals, new = calibrated
+    capsys.readouterr()
+    predictions = tmp_path / "p.csv"
+    assert main(["predict", str(out), *new, "-o", str(predictions), "-q",
+                 "--num-workers", "0"]) == 0
+    rows = read_csv(predictions)
+    summary = capsys.readouterr().err.strip().splitlines()[-1]
+
+    python = ConformalThresholdClassifier(load(detector), target_fpr=0.1).fit(reals)
+    saved = load(out)
+    assert isinstance(saved, ConformalThresholdClassifier)
+    assert saved.threshold_ == python.threshold_
+    assert saved.target_fpr == 0.1 and saved.n_calibration_samples_ == 24
+    assert saved.calibration_fingerprint_ == calibration_fingerprint(reals)
+    np.testing.assert_array_equal(saved.calibration_scores_, python.calibration_scores_)
+    np.testing.assert_array_equal([float(r["prob_fake"]) for r in rows],
+                                  python.predict_proba(new)[:, 1])
+    np.testing.assert_array_equal([float(r["p_real"]) for r in rows], python.p_real(new))
+    assert [r["label"] for r in rows] == [
+        "fake" if p == 1 else "real" for p in python.predict(new)]
+    assert summary.endswith(
+        f"threshold: prob_fake > {python.threshold_:.6g}, calibrated on 24 real images "
+        "at target FPR 0.1")
+    assert read_manifest(out)["encoder"]["model_name"] == "skacd-tiny-ViT"
+
+
+def test_threshold_overrides_the_calibrated_one(calibrated, capsys):
+    detector, out, reals, new = calibrated
+    capsys.readouterr()
+    assert main(["predict", str(out), *new, "-q", "--threshold", "0.0"]) == 0
+    captured = capsys.readouterr()
+    rows = list(csv.DictReader(io.StringIO(captured.out)))
+    assert {r["label"] for r in rows} == {"fake"}  # every prob_fake > 0
+    assert all(0 < float(r["p_real"]) <= 1 for r in rows)  # p-values stay
+    assert captured.err.strip().endswith("threshold: prob_fake > 0, from --threshold")
+
+
+def test_calibrate_too_few_images_warns_naming_the_minimum(fitted, tmp_path, capsys):
+    root, detector, new = fitted
+    out = tmp_path / "c.skacd"
+    assert main(["calibrate", str(detector), "--real", str(root / "new" / "other" / "0_real"),
+                 "--target-fpr", "0.05", "-o", str(out), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "skacd: warning: 4 known-real calibration image(s) are too few" in err
+    assert "at least 19 are needed" in err
+    assert load(out).threshold_ == np.inf
+
+
+def test_calibrate_takes_the_reals_of_a_labelled_folder(fitted, tmp_path, capsys):
+    root, detector, new = fitted
+    out = tmp_path / "c.skacd"
+    assert main(["calibrate", str(detector), "--real", str(root / "new"),
+                 "--target-fpr", "0.3", "-o", str(out), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "from 4 real images (the real class of 1 labelled folder(s), 4 generated " \
+           "images left out; 0 skipped" in err
+    assert load(out).n_calibration_samples_ == 4
+
+
+def test_calibrate_bad_images_follow_skip_errors(fitted, tmp_path, capsys):
+    root, detector, new = fitted
+    folder = tmp_path / "reals"
+    folder.mkdir()
+    for i, path in enumerate(new[:4]):
+        Image.open(path).save(folder / f"{i}.png")
+    (folder / "zz_bad.png").write_bytes(b"")
+    out = tmp_path / "c.skacd"
+    args = ["calibrate", str(detector), "--real", str(folder), "--target-fpr", "0.3",
+            "-o", str(out), "-q"]
+    assert main(args) == 1
+    assert "zz_bad.png': the file is empty (0 bytes)" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(args + ["--skip-errors"]) == 0
+    err = capsys.readouterr().err
+    assert f"skacd calibrate: skipped {folder / 'zz_bad.png'}: the file is empty" in err
+    assert "from 4 real images (1 skipped" in err
+    assert load(out).n_calibration_samples_ == 4
+
+
+def test_fit_one_class_and_predict(tmp_path, capsys):
+    from skacd import OneClassDetector
+
+    reals = [p for p in write_folder(tmp_path / "data", 24, seed=3) if "0_real" in p]
+    new = write_folder(tmp_path / "new", 4, seed=4)
+    out = tmp_path / "one.skacd"
+    # a flat folder of real photos: no labels needed
+    assert main(["fit", "--data", str(tmp_path / "data" / "g0" / "0_real"), "--one-class",
+                 "--target-fpr", "0.1", *FIT_FAST, "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "one-class detector on 24 real images" in err and "target FPR 0.1" in err
+    pipe = load(out)
+    detector = pipe[-1]
+    assert isinstance(detector, OneClassDetector) and detector.cv == 2
+    assert detector.n_calibration_samples_ == 24 and detector.target_fpr == 0.1
+    features = pipe[0].transform(reals)
+    python = OneClassDetector(detector.space, target_fpr=0.1, cv=2,
+                              random_state=0).fit(features)
+    np.testing.assert_array_equal(python.calibration_scores_, detector.calibration_scores_)
+
+    assert main(["predict", str(out), *new, "-q"]) == 0
+    captured = capsys.readouterr()
+    rows = list(csv.DictReader(io.StringIO(captured.out)))
+    assert all(r["prob_fake"] == "" for r in rows)  # no probabilities
+    np.testing.assert_array_equal([float(r["p_real"]) for r in rows], pipe[-1].p_real(
+        pipe[0].transform(new)))
+    assert "(OneClassDetector)" in captured.err
+    assert main(["predict", str(out), *new, "-q", "--threshold", "0.5"]) == 2
+    assert "gives no probabilities" in capsys.readouterr().err
+    # a labelled folder works too (its reals only); --cv 0 makes no sense here
+    assert main(["fit", "--data", str(tmp_path / "data"), "--one-class", *FIT_FAST,
+                 "-o", str(out), "--cv", "0"]) == 2
+    assert "--cv must be at least 2" in capsys.readouterr().err

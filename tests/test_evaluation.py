@@ -357,3 +357,29 @@ def test_intermediate_layer_methods_side_by_side_with_a_timm_encoder(data):
 def test_early_stage_methods_need_layered_features():
     with pytest.raises(ValueError, match="intermediate-layer features"):
         make_method("fused", 0)
+
+
+def test_operating_points_and_calibrated_accuracy(runs, data):
+    result, _ = runs
+    for run in result.runs:  # threshold-free operating points for every method
+        row = run["report"]["groups"]["seen_val"]
+        assert 0 <= row["acc_oracle"] <= 1 and 0 <= row["tpr_at_fpr_5"] <= 1
+        assert row["acc_cal"] is None  # no calibration by default
+    assert result.config["calibration_fraction"] == 0.0
+    assert "no calibrated ACC" in result.to_markdown()
+
+    calibrated = cross_generator_benchmark(
+        data["train"], data["test"], encoder=TINY, seeds=[0], cache=data["cache"],
+        methods=["linear_probe", "deviation"], calibration_fraction=0.5, **FAST,
+    )
+    assert calibrated.config["calibration_fraction"] == 0.5
+    for run in calibrated.runs:
+        report = run["report"]
+        # 5 of the 10 training reals held out: too few for 5%, so +inf (called real)
+        assert report["groups"]["seen_val"]["real_acc_cal"] == 1.0
+        assert report["groups"]["seen_val"]["acc_cal"] == pytest.approx(0.5)
+    md = calibrated.to_markdown()
+    assert "ACC (cal.)" in md and "on 50% of the training reals" in md
+    with pytest.raises(ValueError, match="calibration_fraction"):
+        cross_generator_benchmark(data["train"], data["test"], encoder=TINY,
+                                  calibration_fraction=1.0, **FAST)

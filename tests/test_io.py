@@ -364,3 +364,38 @@ def test_not_a_detector_file(tmp_path, saved):
     (tmp_path / "cut.skacd").write_bytes(data[: len(data) // 2])
     with pytest.raises(DetectorFileError):
         load(tmp_path / "cut.skacd")
+
+
+# -- nested detectors (calibrated, one-class) -------------------------------------
+
+
+def test_calibrated_detector_round_trip_and_nested_allow_list(detector, tmp_path):
+    from skacd import ConformalThresholdClassifier
+
+    X, y = images(1)
+    calibrated = ConformalThresholdClassifier(detector, target_fpr=0.2).fit(X[y == 0])
+    path = tmp_path / "calibrated.skacd"
+    save(calibrated, path)
+    manifest = read_manifest(path)
+    assert manifest["encoder"]["model_name"] == "skacd-tiny-ViT"  # seen through
+    node = manifest["estimator"]
+    assert node["class"] == "skacd.ConformalThresholdClassifier"
+    assert node["fitted"]["n_calibration_samples_"] == 6
+    assert node["fitted"]["calibration_fingerprint_"].startswith("sha256:")
+    loaded = load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), calibrated.predict_proba(X))
+    np.testing.assert_array_equal(loaded.p_real(X), calibrated.p_real(X))
+
+    def swap(m):
+        m["estimator"]["params"]["estimator"]["__estimator__"]["class"] = "os.system"
+
+    crafted = rewrite(path, tmp_path / "evil.skacd", swap)
+    with pytest.raises(DetectorFileError, match="'os.system', which is not on skacd's"):
+        load(crafted)
+
+
+def test_old_files_without_a_threshold_still_load(saved):
+    manifest = read_manifest(saved)
+    assert manifest["estimator"]["class"] == "sklearn.pipeline.Pipeline"
+    assert "__estimator__" not in json.dumps(manifest)
+    assert not hasattr(load(saved), "threshold_")

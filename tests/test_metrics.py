@@ -3,11 +3,11 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, average_precision_score, f1_score
+from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_curve
 
-from skacd.metrics import DetectionReport, detection_report
+from skacd.metrics import METRICS, DetectionReport, detection_report
 
-KEYS = ["ap", "acc", "real_acc", "fake_acc", "f1", "n", "n_real", "n_fake"]
+KEYS = list(METRICS)
 
 
 @pytest.fixture
@@ -28,6 +28,21 @@ def _reference(y_true, y_score, threshold=0.5):
         "real_acc": accuracy_score(y_true[y_true == 0], y_pred[y_true == 0]),
         "fake_acc": accuracy_score(y_true[y_true == 1], y_pred[y_true == 1]),
         "f1": f1_score(y_true, y_pred),
+        # brute force: every cut, and "everything fake"
+        "acc_oracle": max(
+            accuracy_score(y_true, (y_score > t).astype(int))
+            for t in [-np.inf, *np.unique(y_score)]
+        ),
+        **{
+            f"tpr_at_fpr_{k}": max(
+                tpr for fpr, tpr in zip(*roc_curve(y_true, y_score)[:2])
+                if fpr <= k / 100 + 1e-12
+            )
+            for k in (1, 5)
+        },
+        "acc_cal": np.nan,
+        "real_acc_cal": np.nan,
+        "fake_acc_cal": np.nan,
         "n": len(y_true),
         "n_real": int(np.sum(y_true == 0)),
         "n_fake": int(np.sum(y_true == 1)),
@@ -37,7 +52,7 @@ def _reference(y_true, y_score, threshold=0.5):
 def _assert_row(row, ref):
     assert list(row) == KEYS
     for key in KEYS:
-        assert row[key] == pytest.approx(ref[key], rel=1e-12, abs=1e-12), key
+        assert row[key] == pytest.approx(ref[key], rel=1e-12, abs=1e-12, nan_ok=True), key
 
 
 def test_matches_sklearn_per_group_mean_and_pooled(data):
@@ -146,7 +161,8 @@ def test_to_dict_round_trips_through_json(data):
     assert json.loads(json.dumps(d)) == d
     assert json.loads(report.to_json(indent=2)) == d
     assert d["threshold"] == 0.4 and d["pos_label"] == 1
-    assert set(d) == {"groups", "mean", "pooled", "threshold", "pos_label"}
+    assert set(d) == {"groups", "mean", "pooled", "threshold", "pos_label", "calibration"}
+    assert d["calibration"] is None
     for row in [*d["groups"].values(), d["mean"], d["pooled"]]:
         assert type(row["ap"]) is float and type(row["n"]) is int
 
@@ -199,3 +215,61 @@ def test_to_frame_without_pandas_says_so(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "pandas", None)  # import fails
     with pytest.raises(ImportError, match="requires pandas"):
         report.to_frame()
+
+
+# -- operating points --------------------------------------------------------------
+
+
+def test_calibrated_metrics_use_the_conformal_threshold(data):
+    y_true, y_score, groups = data
+    rng = np.random.RandomState(1)
+    cal = rng.uniform(0, 0.75, 99)  # reals of the same distribution
+    report = detection_report(y_true, y_score, groups, calibration_scores=cal,
+                              target_fpr=0.05)
+    t = np.sort(cal)[94]  # ceil(100 * 0.95) = 95th smallest of 99
+    assert report.calibration == {"threshold": t, "target_fpr": 0.05, "n": 99}
+    for g in report.groups:
+        m = groups == g
+        pred = (y_score[m] > t).astype(int)
+        row = report.groups[g]
+        assert row["acc_cal"] == pytest.approx(accuracy_score(y_true[m], pred))
+        assert row["real_acc_cal"] == pytest.approx(np.mean(pred[y_true[m] == 0] == 0))
+        assert row["fake_acc_cal"] == pytest.approx(np.mean(pred[y_true[m] == 1] == 1))
+        assert row["acc"] == pytest.approx(accuracy_score(y_true[m], y_score[m] > 0.5))
+    assert report.mean["acc_cal"] == pytest.approx(
+        np.mean([r["acc_cal"] for r in report.groups.values()])
+    )
+    text = report.to_text()
+    assert "cal ACC" in text and "calibrated on 99 held-out known-real images" in text
+    assert "oracle ACC" in text and "optimistic bound" in text
+    d = report.to_dict()
+    assert d["calibration"]["n"] == 99 and json.loads(report.to_json()) == d
+    # without calibration the columns are NaN and left out of the table
+    plain = detection_report(y_true, y_score, groups)
+    assert math.isnan(plain.pooled["acc_cal"]) and "cal ACC" not in str(plain)
+
+
+def test_too_few_calibration_scores_warn_and_call_everything_real():
+    from skacd.exceptions import CalibrationWarning
+
+    with pytest.warns(CalibrationWarning, match="at least 19 are needed"):
+        report = detection_report([0, 1], [0.2, 0.9], calibration_scores=[0.1] * 10)
+    assert report.pooled["fake_acc_cal"] == 0.0 and report.pooled["real_acc_cal"] == 1.0
+    assert report.to_dict()["calibration"]["threshold"] is None
+
+
+def test_operating_points_undefined_for_one_class_groups():
+    report = detection_report([1, 1, 0, 1], [0.9, 0.4, 0.1, 0.8], ["sd", "sd", "r", "r"])
+    for key in ("acc_oracle", "tpr_at_fpr_1", "tpr_at_fpr_5"):
+        assert math.isnan(report.groups["sd"][key])
+    assert report.groups["r"]["acc_oracle"] == 1.0
+
+
+def test_metrics_selects_columns(data):
+    y_true, y_score, groups = data
+    report = detection_report(y_true, y_score, groups)
+    header = report.to_text(metrics=["ap", "tpr_at_fpr_1"]).splitlines()[0]
+    assert header.split() == ["group", "AP", "TPR@1%"]
+    assert report.to_markdown(metrics=["acc"]).startswith("| group | ACC |")
+    with pytest.raises(ValueError, match="Unknown metric"):
+        report.to_text(metrics=["auc"])

@@ -7,6 +7,7 @@ ORDER = [
     "plot_cross_generator_grid_search.py",
     "plot_diagnostics.py",
     "plot_robustness.py",
+    "plot_operating_point.py",
 ]
 
 
