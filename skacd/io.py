@@ -19,6 +19,7 @@ modules are rebuilt from their JSON configuration and must match the stored
 tensors exactly.
 """
 
+import hashlib
 import importlib.metadata
 import json
 import math
@@ -375,11 +376,45 @@ def _encoder_identity(estimator):
                 weights = identity["checkpoint_path"]
             if weights is not None and os.path.isfile(weights):
                 identity["weights_file_size"] = os.path.getsize(weights)
+                identity["weights_file_sha256"] = _file_sha256(weights)
             identity["spec"] = to_spec(step)
             # What the featurizer was fitted with; load() compares it with now.
             identity["preprocessing"] = getattr(step, "preprocessing_", None)
             return identity
     return None
+
+
+def _file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_weights_file(manifest, path):
+    """Refuse an encoder weights file that is not the one the detector was saved
+    with (same path, other content): its features would be scored silently."""
+    identity = manifest.get("encoder")
+    if not isinstance(identity, dict):
+        return
+    weights = identity.get("checkpoint_path") or identity.get("pretrained")
+    if not isinstance(weights, str) or not os.path.isfile(weights):
+        return  # an open_clip tag, or weights this machine keeps elsewhere
+    size, digest = identity.get("weights_file_size"), identity.get("weights_file_sha256")
+    if isinstance(size, int) and os.path.getsize(weights) != size:
+        raise DetectorFileError(
+            f"{path!r}: the encoder weights file {weights!r} is "
+            f"{os.path.getsize(weights)} bytes; the detector was saved with {size}. "
+            "Pass the original weights file (the featurizer's pretrained or "
+            "checkpoint_path) or refit the detector."
+        )
+    if isinstance(digest, str) and _file_sha256(weights) != digest:
+        raise DetectorFileError(
+            f"{path!r}: the encoder weights file {weights!r} has changed since the "
+            f"detector was saved (SHA-256 {digest[:12]}... expected). Pass the "
+            "original weights file or refit the detector."
+        )
 
 
 def _check_preprocessing(estimator, path):
@@ -671,9 +706,9 @@ def _open(path):
     except (zlib.error, RuntimeError, NotImplementedError, ValueError) as exc:
         # A corrupt deflate stream, an encrypted member, an unknown compression
         # method: the archive cannot be read as skacd.save writes it.
+        kind = "zlib.error" if isinstance(exc, zlib.error) else type(exc).__name__
         raise DetectorFileError(
-            f"{path!r} is damaged or not written by skacd.save: "
-            f"{type(exc).__name__}: {exc}"
+            f"{path!r} is damaged or not written by skacd.save: {kind}: {exc}"
         ) from None
     try:
         manifest = json.loads(
@@ -1122,6 +1157,7 @@ def load(path):
 
     path = os.fspath(path)
     manifest, tensor_bytes = _open(path)
+    _check_weights_file(manifest, path)
     tensors = {}
     if tensor_bytes is not None:
         _check_safetensors_header(tensor_bytes, path)
