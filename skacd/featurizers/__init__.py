@@ -1,7 +1,7 @@
 """Frozen image encoders as scikit-learn transformers: images in, embeddings out."""
 
 from ._base import BaseFeaturizer, FeaturizeResult
-from ._images import GaussianBlur, JPEGCompression, load_image
+from ._images import MAX_IMAGE_FILE_BYTES, GaussianBlur, JPEGCompression, load_image
 from ._open_clip import CLIPFeaturizer
 from ._spec import from_spec, to_spec
 from ._timm import TimmFeaturizer
@@ -12,6 +12,7 @@ __all__ = [
     "FeaturizeResult",
     "GaussianBlur",
     "JPEGCompression",
+    "MAX_IMAGE_FILE_BYTES",
     "TimmFeaturizer",
     "from_spec",
     "load_image",

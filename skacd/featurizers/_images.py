@@ -2,6 +2,8 @@
 
 import io
 import os
+import stat
+import sys
 import warnings
 from numbers import Real
 
@@ -24,6 +26,11 @@ __all__ = [
 #: sees (the features change only by resampling rounding); without it a 1x20000 PNG (60 KB) is resized to 224x4480000 pixels
 #: (5 GB, 13 s) by CLIP's preprocessing.
 MAX_ASPECT_RATIO = 16
+
+#: The largest image file skacd reads, in bytes (256 MiB). Larger files,
+#: like FIFOs and devices, are errors for that image. Set
+#: ``skacd.featurizers.MAX_IMAGE_FILE_BYTES`` to change it.
+MAX_IMAGE_FILE_BYTES = 256 * 2**20
 
 
 def describe_item(item, index):
@@ -92,20 +99,69 @@ def _open_bytes(data, source):
     return ImageOps.exif_transpose(image)
 
 
+def _setting(name):
+    """A limit, as set on :mod:`skacd.featurizers` (where users set it)."""
+    package = sys.modules.get("skacd.featurizers")
+    return getattr(package, name, globals()[name])
+
+
+def _file_kind(mode):
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
 def read_bytes(path):
-    """Read a file's bytes, turning OS errors into :class:`ImageLoadError`."""
+    """Read a regular file's bytes, at most :data:`MAX_IMAGE_FILE_BYTES`.
+
+    FIFOs, devices (a link to ``/dev/zero``) and sockets are refused without
+    being read; OS errors become :class:`ImageLoadError`.
+    """
     source = os.fspath(path)
-    if os.path.isdir(source):
-        raise ImageLoadError(source, "is a directory, not an image file")
+    limit = _setting("MAX_IMAGE_FILE_BYTES")
     try:
-        with open(source, "rb") as fh:
-            return fh.read()
+        # O_NONBLOCK: opening a FIFO does not wait for a writer.
+        fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise ImageLoadError(source, "no such file") from None
     except PermissionError:
         raise ImageLoadError(source, "permission denied") from None
+    except IsADirectoryError:
+        raise ImageLoadError(source, "is a directory, not an image file") from None
     except OSError as exc:
         raise ImageLoadError(source, f"cannot read the file ({exc})") from None
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ImageLoadError(source, "is a directory, not an image file")
+        if not stat.S_ISREG(mode):
+            raise ImageLoadError(
+                source,
+                f"is {_file_kind(mode)}, not a regular file; skacd reads only "
+                "regular image files",
+            )
+        size = os.fstat(fd).st_size
+        too_big = (
+            f"the file is over the {limit}-byte limit "
+            "(skacd.featurizers.MAX_IMAGE_FILE_BYTES; raise it if you trust the file)"
+        )
+        if size > limit:
+            raise ImageLoadError(source, f"{too_big}: {size} bytes")
+        try:
+            data = fh.read(limit + 1)
+        except OSError as exc:
+            raise ImageLoadError(source, f"cannot read the file ({exc})") from None
+        if len(data) > limit:  # the file grew while it was read
+            raise ImageLoadError(source, too_big)
+        return data
 
 
 def load_image(item, index=0, data=None):
