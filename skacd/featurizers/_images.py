@@ -138,17 +138,18 @@ def read_bytes(path):
         raise ImageLoadError(source, "is a directory, not an image file") from None
     except OSError as exc:
         raise ImageLoadError(source, f"cannot read the file ({exc})") from None
-    with os.fdopen(fd, "rb") as fh:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
             raise ImageLoadError(source, "is a directory, not an image file")
-        if not stat.S_ISREG(mode):
-            raise ImageLoadError(
-                source,
-                f"is {_file_kind(mode)}, not a regular file; skacd reads only "
-                "regular image files",
-            )
-        size = os.fstat(fd).st_size
+        raise ImageLoadError(
+            source,
+            f"is {_file_kind(info.st_mode)}, not a regular file; skacd reads only "
+            "regular image files",
+        )
+    with os.fdopen(fd, "rb") as fh:
+        size = info.st_size
         too_big = (
             f"the file is over the {limit}-byte limit "
             "(skacd.featurizers.MAX_IMAGE_FILE_BYTES; raise it if you trust the file)"
