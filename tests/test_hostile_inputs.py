@@ -5,10 +5,12 @@ weights that overflow to NaN, file names that are spreadsheet formulas.
 """
 
 import csv
+import io
 import json
 import os
 import resource
 import stat
+import struct
 import time
 import zipfile
 from pathlib import Path
@@ -199,3 +201,46 @@ def test_csv_cells_cannot_be_formulas_and_stderr_names_are_quoted(
     assert predict(detector, folder, "-o", jsonl, "--skip-errors") == 0
     names = [json.loads(line)["path"] for line in jsonl.read_text().splitlines()]
     assert any(Path(n).name == "=HYPERLINK(1).png" for n in names)  # JSON: unchanged
+
+
+# -- item 7: corrupt images and formats outside the allow-list ---------------
+
+
+def _exif_with_a_tag_past_the_end():
+    """A JPEG whose EXIF tag points past the end: Pillow warns and decodes."""
+    ifd = (b"II*\x00" + struct.pack("<IH", 8, 1)
+           + struct.pack("<HHII", 0x010E, 2, 100, 1000) + struct.pack("<I", 0))
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(
+        buffer, format="JPEG", exif=b"Exif\x00\x00" + ifd)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PCX", "TGA", "SGI", "ICO", "IM", "EPS"])
+def test_formats_outside_the_allow_list_are_refused(tmp_path, fmt):
+    from skacd.featurizers import load_image
+
+    path = tmp_path / "disguised.jpg"
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(buffer, format=fmt)
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(ImageLoadError, match=(
+        r"disguised.jpg': not a recognised image format \(skacd reads JPEG, PNG, BMP, "
+        r"WEBP, GIF, TIFF files, whatever their extension\)"
+    )):
+        load_image(path)
+
+
+def test_a_file_pillow_warns_about_is_never_scored(detector, tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    write_images(folder, 1, 9)
+    (folder / "warned.jpg").write_bytes(_exif_with_a_tag_past_the_end())
+    out = tmp_path / "p.csv"
+    assert predict(detector, folder, "-o", out) == 1
+    err = capsys.readouterr().err
+    assert "warned.jpg': corrupt image (Pillow warned: Tag data larger than file" in err
+    assert predict(detector, folder, "-o", out, "--skip-errors") == 0
+    by_name = {Path(r["path"]).name: r for r in rows(out)}
+    assert by_name["warned.jpg"]["label"] == ""
+    assert by_name["warned.jpg"]["error"].startswith("corrupt image (Pillow warned: Tag")
+    assert "skacd: warning:" not in capsys.readouterr().err  # attached to the row

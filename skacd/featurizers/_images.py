@@ -3,7 +3,9 @@
 import io
 import os
 import stat
+import struct
 import sys
+import threading
 import warnings
 from numbers import Real
 
@@ -31,6 +33,13 @@ MAX_ASPECT_RATIO = 16
 #: like FIFOs and devices, are errors for that image. Set
 #: ``skacd.featurizers.MAX_IMAGE_FILE_BYTES`` to change it.
 MAX_IMAGE_FILE_BYTES = 256 * 2**20
+
+#: The Pillow formats skacd decodes, judged by the file's content, not its
+#: name: a PCX, TGA or EPS file named ``.jpg`` is refused (EPS would be handed
+#: to Ghostscript). JPEG includes the multi-picture MPO files of cameras.
+IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "GIF", "TIFF")
+
+_DECODE_LOCK = threading.Lock()
 
 
 def describe_item(item, index):
@@ -76,15 +85,42 @@ def _from_array(array, source):
     )
 
 
+def _pillow_warnings(caught):
+    """The warnings in ``caught`` that Pillow raised; others are shown again."""
+    pillow = []
+    for w in caught:
+        if issubclass(w.category, Image.DecompressionBombWarning):
+            continue
+        if f"{os.sep}PIL{os.sep}" in (w.filename or ""):
+            pillow.append(str(w.message))
+        else:  # another thread's warning, caught in this window by accident
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return pillow
+
+
 def _open_bytes(data, source):
     if len(data) == 0:
         raise ImageLoadError(source, "the file is empty (0 bytes)")
     try:
-        with warnings.catch_warnings():
+        # warnings.catch_warnings is process-wide: one decode at a time records
+        # its warnings (the decode threads still resize in parallel).
+        with _DECODE_LOCK, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            Image.init()  # registers MPO, TIFF, WEBP (a no-op once done)
+            image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
             image.seek(0)  # animated images: the first frame
             image.load()
+            image = ImageOps.exif_transpose(image)
+        warned = _pillow_warnings(caught)
+        if warned:
+            # Truncated reads, corrupt EXIF or TIFF tags: the pixels may not be
+            # what the file meant; never scored silently.
+            raise ImageLoadError(
+                source, "corrupt image (Pillow warned: " + "; ".join(warned)[:300] + ")"
+            )
+    except ImageLoadError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageLoadError(
             source,
@@ -93,10 +129,14 @@ def _open_bytes(data, source):
             f"trust the file): {exc}",
         ) from None
     except UnidentifiedImageError:
-        raise ImageLoadError(source, "not a recognised image format") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageLoadError(
+            source,
+            "not a recognised image format (skacd reads "
+            + ", ".join(IMAGE_FORMATS) + " files, whatever their extension)",
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise ImageLoadError(source, f"corrupt or truncated image ({exc})") from None
-    return ImageOps.exif_transpose(image)
+    return image
 
 
 def _setting(name):
