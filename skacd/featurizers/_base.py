@@ -436,7 +436,11 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
             hits = cache.get_many([keys[i] for i in pending])
             still = []
             for i, vector in zip(pending, hits):
-                if vector is not None and vector.shape == (encoder.embed_dim,):
+                if (
+                    vector is not None
+                    and vector.shape == (encoder.embed_dim,)
+                    and np.isfinite(vector).all()  # never a NaN score from the cache
+                ):
                     features[i] = vector
                     n_cached += 1
                 else:
