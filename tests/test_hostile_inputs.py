@@ -244,3 +244,57 @@ def test_a_file_pillow_warns_about_is_never_scored(detector, tmp_path, capsys):
     assert by_name["warned.jpg"]["label"] == ""
     assert by_name["warned.jpg"]["error"].startswith("corrupt image (Pillow warned: Tag")
     assert "skacd: warning:" not in capsys.readouterr().err  # attached to the row
+
+
+# -- item 6: decode cost --------------------------------------------------------
+
+
+def _jpeg_claiming(width, height):
+    """An 8x8 JPEG (~600 bytes) whose frame header claims ``width x height``."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buffer, format="JPEG")
+    data = bytearray(buffer.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def test_pixel_limit_is_checked_from_the_header(tmp_path, monkeypatch):
+    from skacd.featurizers import load_image
+
+    path = tmp_path / "claims.jpg"
+    path.write_bytes(_jpeg_claiming(9400, 9400))
+    assert path.stat().st_size < 1000
+    start = time.perf_counter()
+    with pytest.raises(ImageLoadError, match=(
+        r"claims.jpg': the image is 9400x9400 pixels, over skacd's limit of 64000000 "
+        r"pixels \(skacd.featurizers.MAX_IMAGE_PIXELS; raise it if you trust the file\)"
+    )):
+        load_image(path)
+    assert time.perf_counter() - start < 1
+    monkeypatch.setattr(skacd.featurizers, "MAX_IMAGE_PIXELS", 63)
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(small)
+    with pytest.raises(ImageLoadError, match="8x8 pixels, over skacd's limit of 63"):
+        load_image(small)
+
+
+def test_16_bit_images_convert_exactly_and_cheaply(tmp_path):
+    from skacd.featurizers import load_image
+
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 65536, (64, 64), dtype=np.uint16)
+    values[0, :3] = [0, 65535, 32896]
+    path = tmp_path / "deep.png"
+    Image.fromarray(values).save(path)
+    got = np.asarray(load_image(path))
+    expected = np.floor(values / 65535 * 255 + 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(got[..., 0], expected)
+    assert got[0, :3, 0].tolist() == [0, 255, 128]
+    # 4096x4096 16-bit (34 MB of pixels): no float64 copy of it.
+    big = tmp_path / "big.png"
+    Image.fromarray(np.full((4096, 4096), 40000, np.uint16)).save(big)
+    before, start = _rss_mb(), time.perf_counter()
+    assert load_image(big).getpixel((7, 7)) == (156, 156, 156)
+    assert time.perf_counter() - start < 5
+    assert _rss_mb() - before < 400

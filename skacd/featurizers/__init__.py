@@ -1,7 +1,13 @@
 """Frozen image encoders as scikit-learn transformers: images in, embeddings out."""
 
 from ._base import BaseFeaturizer, FeaturizeResult
-from ._images import MAX_IMAGE_FILE_BYTES, GaussianBlur, JPEGCompression, load_image
+from ._images import (
+    MAX_IMAGE_FILE_BYTES,
+    MAX_IMAGE_PIXELS,
+    GaussianBlur,
+    JPEGCompression,
+    load_image,
+)
 from ._open_clip import CLIPFeaturizer
 from ._spec import from_spec, to_spec
 from ._timm import TimmFeaturizer
@@ -13,6 +19,7 @@ __all__ = [
     "GaussianBlur",
     "JPEGCompression",
     "MAX_IMAGE_FILE_BYTES",
+    "MAX_IMAGE_PIXELS",
     "TimmFeaturizer",
     "from_spec",
     "load_image",
