@@ -298,3 +298,37 @@ def test_16_bit_images_convert_exactly_and_cheaply(tmp_path):
     assert load_image(big).getpixel((7, 7)) == (156, 156, 156)
     assert time.perf_counter() - start < 5
     assert _rss_mb() - before < 400
+
+
+# -- item 10: the encoder cache is sized by memory, and reloads are said ------
+
+
+def test_encoder_cache_keeps_three_encoders_and_reports_reloads(monkeypatch, capsys):
+    from collections import OrderedDict
+
+    from skacd import CLIPFeaturizer
+    from skacd.featurizers import _base
+
+    monkeypatch.setattr(_base, "_ENCODER_CACHE", OrderedDict())
+    monkeypatch.setattr(_base, "_EVICTED", set())
+    X = [np.zeros((32, 32, 3), np.uint8)]
+    featurizers = [
+        CLIPFeaturizer("skacd-tiny-ViT", pretrained=None, device="cpu", num_workers=0,
+                       precision=p, verbose=1)
+        for p in ("float32", "int8", "bfloat16")
+    ]
+    for _ in range(2):
+        for f in featurizers:
+            f.fit_transform(X)
+    assert len(_base._ENCODER_CACHE) == 3  # the old fixed size of 2 reloaded each time
+    assert "reloading the encoder" not in capsys.readouterr().err
+    assert all(e.nbytes > 0 for e in _base._ENCODER_CACHE.values())
+    smallest = min(e.nbytes for e in _base._ENCODER_CACHE.values())
+    monkeypatch.setattr(skacd.featurizers, "ENCODER_CACHE_BYTES", smallest)
+    for f in featurizers:
+        f.transform(X)
+    assert len(_base._ENCODER_CACHE) == 1  # the one in use is always kept
+    featurizers[0].transform(X)
+    err = capsys.readouterr().err
+    assert "[CLIPFeaturizer] reloading the encoder" in err
+    assert f"ENCODER_CACHE_BYTES={smallest}" in err

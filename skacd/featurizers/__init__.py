@@ -1,6 +1,6 @@
 """Frozen image encoders as scikit-learn transformers: images in, embeddings out."""
 
-from ._base import BaseFeaturizer, FeaturizeResult
+from ._base import ENCODER_CACHE_BYTES, BaseFeaturizer, FeaturizeResult
 from ._images import (
     MAX_IMAGE_FILE_BYTES,
     MAX_IMAGE_PIXELS,
@@ -15,6 +15,7 @@ from ._timm import TimmFeaturizer
 __all__ = [
     "BaseFeaturizer",
     "CLIPFeaturizer",
+    "ENCODER_CACHE_BYTES",
     "FeaturizeResult",
     "GaussianBlur",
     "JPEGCompression",
