@@ -671,6 +671,8 @@ def _drop_non_finite(positions, values, errors, items, reason, skip_errors):
 
     from .exceptions import ImageLoadError
 
+    if not positions:
+        return []
     values = np.asarray(values, dtype=np.float64).reshape(len(positions), -1)
     bad = ~np.isfinite(values).all(axis=1)
     kept = []

@@ -145,6 +145,16 @@ def test_predict_does_not_follow_links_out_of_the_folder(detector, tmp_path, cap
     assert "not followed; use --skip-errors" in capsys.readouterr().err
 
 
+def test_a_folder_of_only_bad_files_is_all_rows_of_errors(detector, tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(b"not an image")
+    out = tmp_path / "p.csv"
+    assert predict(detector, folder, "-o", out, "--skip-errors") == 0
+    assert [r["error"][:27] for r in rows(out)] == ["not a recognised image form"]
+    assert "0 images scored" in capsys.readouterr().err
+
+
 def test_links_inside_the_folder_are_read(detector, tmp_path):
     folder = tmp_path / "imgs"
     (real,) = write_images(folder / "a", 1, 4)
