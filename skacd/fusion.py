@@ -272,6 +272,10 @@ class ScoreAveragingClassifier(ClassifierMixin, BaseEstimator):
     def _average(self, X):
         return ((X / self.scale_) @ self.weights_)[:, None]
 
+    def _checked_average(self, X):
+        check_is_fitted(self, "calibration_")
+        return self._average(validate_data(self, X, reset=False))
+
     def decision_function(self, X):
         """Calibrated logit of the weighted mean of the standardised scores.
 
@@ -285,9 +289,7 @@ class ScoreAveragingClassifier(ClassifierMixin, BaseEstimator):
         scores : ndarray of shape (n_samples,)
             Larger means more likely ``classes_[1]``.
         """
-        check_is_fitted(self, "calibration_")
-        X = validate_data(self, X, reset=False)
-        return self.calibration_.decision_function(self._average(X))
+        return self.calibration_.decision_function(self._checked_average(X))
 
     def predict_proba(self, X):
         """Probabilities of both classes.
@@ -302,9 +304,7 @@ class ScoreAveragingClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, 2)
             Columns follow ``classes_``.
         """
-        check_is_fitted(self, "calibration_")
-        X = validate_data(self, X, reset=False)
-        return self.calibration_.predict_proba(self._average(X))
+        return self.calibration_.predict_proba(self._checked_average(X))
 
     def predict(self, X):
         """The more probable class.
