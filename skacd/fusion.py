@@ -289,7 +289,8 @@ class ScoreAveragingClassifier(ClassifierMixin, BaseEstimator):
         scores : ndarray of shape (n_samples,)
             Larger means more likely ``classes_[1]``.
         """
-        return self.calibration_.decision_function(self._checked_average(X))
+        average = self._checked_average(X)
+        return self.calibration_.decision_function(average)
 
     def predict_proba(self, X):
         """Probabilities of both classes.
@@ -304,7 +305,8 @@ class ScoreAveragingClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, 2)
             Columns follow ``classes_``.
         """
-        return self.calibration_.predict_proba(self._checked_average(X))
+        average = self._checked_average(X)
+        return self.calibration_.predict_proba(average)
 
     def predict(self, X):
         """The more probable class.
