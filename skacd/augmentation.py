@@ -37,7 +37,14 @@ from .featurizers._images import (
     crop_resize,
 )
 
-__all__ = ["Augment", "CopyKFold", "featurize_copies", "with_copy_folds", "fit_augmented"]
+__all__ = [
+    "Augment",
+    "CopyKFold",
+    "featurize_copies",
+    "fit_augmented",
+    "fit_copies",
+    "with_copy_folds",
+]
 
 _RANGES = {
     "jpeg_quality": (1, 100),
@@ -546,8 +553,32 @@ def fit_augmented(detector, images, y, *, augment=None, n_copies=1):
     X, y_rows, _ = featurize_copies(
         featurizer, images, y, augment=augment, n_copies=n_copies
     )
-    head = with_copy_folds(Pipeline(detector.steps[1:]), n_copies)
-    head.fit(X, y_rows)
-    _restore_int_folds(head)
+    head = fit_copies(Pipeline(detector.steps[1:]), X, y_rows, n_copies=n_copies)
     detector.steps[1:] = head.steps
     return detector
+
+
+def fit_copies(estimator, X, y, *, n_copies=1):
+    """Fit a clone of ``estimator`` on :func:`featurize_copies`' rows.
+
+    Its cross-fitting folds keep an image's copies together
+    (:func:`with_copy_folds`); after fitting, their ``cv`` parameters read
+    as the fold counts again, so :func:`skacd.save` stores the result.
+
+    Parameters
+    ----------
+    estimator : estimator
+        A detector head on features.
+    X, y : ndarray
+        :func:`featurize_copies`' ``X`` and ``y``, in its row order.
+    n_copies : int, default=1
+        Augmented copies per image in ``X``.
+
+    Returns
+    -------
+    estimator : estimator
+        The fitted clone.
+    """
+    fitted = with_copy_folds(estimator, n_copies).fit(X, y)
+    _restore_int_folds(fitted)
+    return fitted
