@@ -404,6 +404,8 @@ def _cmd_fit(args):
 
 def _augmented_training(args, featurizer, runtime, paths, keep, y):
     """``(fit_head, X, y)`` on the kept images and their augmented copies."""
+    from sklearn.base import clone
+
     from .augmentation import Augment, featurize_copies, fit_copies
 
     try:
