@@ -106,14 +106,16 @@ def main():
     summary = {}
     for test_name in tests:
         for method in methods:
-            rows = [r for r in records if r["method"] == method and r["test"] == test_name]
+            rows = [r for r in records
+                    if r["method"] == method and r["test"] == test_name]
             cells = []
             for c in cols:
                 v = np.array([r[c] for r in rows])
+                std = float(v.std(ddof=1)) if len(v) > 1 else 0.0
                 summary.setdefault(test_name, {}).setdefault(method, {})[c] = {
-                    "mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0
+                    "mean": float(v.mean()), "std": std
                 }
-                cells.append(f"{v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0:.1f}")
+                cells.append(f"{v.mean():.1f} ± {std:.1f}")
             lines.append(f"| {test_name} | {method} | " + " | ".join(cells) + " |")
     total = time.perf_counter() - start
     lines += ["", f"Featurization {featurize_s:.0f} s, total {total:.0f} s "

@@ -406,7 +406,11 @@ class AttributionSpace(
                 X_source,
                 seed=seed,
                 desc="AttributionSpace"
-                + ("" if fold is None else f" (cross-fit fold {fold + 1}/{self._n_folds()})"),
+                + (
+                    ""
+                    if fold is None
+                    else f" (cross-fit fold {fold + 1}/{self._n_folds()})"
+                ),
             )
         return module, history
 

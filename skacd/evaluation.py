@@ -1089,9 +1089,9 @@ def cross_generator_benchmark(
 
 
 def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
-               blur_sigmas, train_sizes, cost_images, resize_factors=(), layers, pooling, solver,
+               blur_sigmas, train_sizes, cost_images, layers, pooling, solver,
                max_epochs, device, batch_size, num_workers, verbose,
-               calibration_fraction=0.0):
+               calibration_fraction=0.0, resize_factors=()):
     from sklearn.base import clone
 
     from .cache import FeatureCache
