@@ -195,9 +195,10 @@ def test_second_run_is_served_from_the_cache(runs):
     assert f1["clean"]["n_images"] == n_images
     assert f1["clean"]["n_computed"] == n_images and f1["clean"]["n_cached"] == 0
     assert f2["clean"]["n_cached"] == n_images and f2["clean"]["n_computed"] == 0
-    # perturbed test images are cached too (sigma 0 reuses the clean features)
-    assert f1["perturbed"]["n_images"] == 3 * 30
-    assert f2["perturbed"]["n_cached"] == 3 * 30
+    # perturbed test images are cached too (sigma 0 and resize factor 1 reuse
+    # the clean features): JPEG 90, 50, blur 1.5, resize 0.5
+    assert f1["perturbed"]["n_images"] == 4 * 30
+    assert f2["perturbed"]["n_cached"] == 4 * 30
     assert "from cache" in second.to_markdown()
     # same features, same seeds: the same numbers
     assert second.summary == first.summary
