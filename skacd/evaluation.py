@@ -371,8 +371,11 @@ def _featurize(featurizer, paths, label, log):
 
 
 def _transform_for(param, value):
-    from .featurizers import GaussianBlur, JPEGCompression
+    from .featurizers import GaussianBlur, JPEGCompression, Resize
 
+    if param == "resize_factor":
+        # factor 1 is the identity: reuse the clean features.
+        return None if float(value) == 1 else Resize(float(value))
     if param == "jpeg_quality":
         return JPEGCompression(int(value))
     if param == "blur_sigma":
@@ -635,6 +638,7 @@ class CrossGeneratorResult:
         for param, title in (
             ("jpeg_quality", "JPEG re-compression of the test images (Fig. 7)"),
             ("blur_sigma", "Gaussian blur of the test images (Fig. 7)"),
+            ("resize_factor", "Bicubic downscaling of the test images"),
             ("train_size", "Training-set size, images per class (Fig. 6)"),
         ):
             table = self._sweep_markdown(param, title)
@@ -660,7 +664,10 @@ class CrossGeneratorResult:
         records = [r for r in self.records if r["param"] == param]
         if not records:
             return ""
-        values = sorted({r["value"] for r in records}, reverse=param == "jpeg_quality")
+        values = sorted(
+            {r["value"] for r in records},
+            reverse=param in ("jpeg_quality", "resize_factor"),
+        )
         methods = [m for m in self.methods if any(r["method"] == m for r in records)]
         lines = [f"### {title}", ""]
         lines.append(
@@ -942,6 +949,7 @@ def cross_generator_benchmark(
     cache="default",
     jpeg_qualities=(),
     blur_sigmas=(),
+    resize_factors=(),
     train_sizes=(),
     cost_images=0,
     layers=None,
@@ -990,6 +998,10 @@ def cross_generator_benchmark(
     blur_sigmas : sequence of float, default=()
         Gaussian blur sigmas (pixels) applied to the *test* images; 0 reuses
         the clean features.
+    resize_factors : sequence of float, default=()
+        Bicubic rescaling factors of the *test* images' sides
+        (:class:`~skacd.featurizers.Resize`; 0.5 halves them); 1 reuses the
+        clean features.
     train_sizes : sequence of int, default=()
         Training images *per class* for the training-set-size curve; each
         seed draws its own subsample (the whole class when larger).
@@ -1094,6 +1106,7 @@ def cross_generator_benchmark(
         return _benchmark(
             train, test, encoder=encoder, seeds=seeds, methods=methods, cache=cache,
             jpeg_qualities=jpeg_qualities, blur_sigmas=blur_sigmas,
+            resize_factors=resize_factors,
             train_sizes=train_sizes, cost_images=cost_images, layers=layers,
             pooling=pooling, solver=solver, max_epochs=max_epochs, device=device,
             batch_size=batch_size, num_workers=num_workers, verbose=verbose,
@@ -1106,7 +1119,7 @@ def cross_generator_benchmark(
 def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
                blur_sigmas, train_sizes, cost_images, layers, pooling, solver,
                max_epochs, device, batch_size, num_workers, verbose,
-               calibration_fraction=0.0):
+               calibration_fraction=0.0, resize_factors=()):
     from sklearn.base import clone
 
     from .cache import FeatureCache
@@ -1207,6 +1220,8 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
     test_sets = []  # (param, value, features) of the sweeps
     sweep_values = [("jpeg_quality", int(q)) for q in jpeg_qualities] + [
         ("blur_sigma", float(s)) for s in blur_sigmas
+    ] + [
+        ("resize_factor", float(f)) for f in resize_factors
     ]
     if sweep_values:
         log("featurizing (perturbed test images):")
@@ -1391,6 +1406,7 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
         "sweeps": {
             "jpeg_quality": [int(q) for q in jpeg_qualities],
             "blur_sigma": [float(s) for s in blur_sigmas],
+            "resize_factor": [float(f) for f in resize_factors],
             "train_size_per_class": [int(n) for n in train_sizes],
             "train_size_runs": size_log,
         },
@@ -1474,6 +1490,10 @@ def add_evaluate_arguments(parser, *, defaults=None):
     parser.add_argument(
         "--blur-sigma", nargs="+", type=float, default=[], metavar="SIGMA",
         help="Gaussian-blur sweep on the test images, e.g. 0 1 2 3",
+    )
+    parser.add_argument(
+        "--resize-factor", nargs="+", type=float, default=[], metavar="F",
+        help="bicubic-resize sweep on the test images (side scale), e.g. 1 0.75 0.5",
     )
     parser.add_argument(
         "--train-sizes", nargs="+", type=int, default=[], metavar="N",
@@ -1590,6 +1610,7 @@ def run_evaluate(args):
             cache=cache,
             jpeg_qualities=args.jpeg_quality,
             blur_sigmas=args.blur_sigma,
+            resize_factors=args.resize_factor,
             train_sizes=args.train_sizes,
             cost_images=args.cost_images,
             layers=_parse_layers(args.layers),

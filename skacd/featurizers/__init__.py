@@ -1,7 +1,13 @@
 """Frozen image encoders as scikit-learn transformers: images in, embeddings out."""
 
 from ._base import BaseFeaturizer, FeaturizeResult
-from ._images import GaussianBlur, JPEGCompression, load_image
+from ._images import (
+    GaussianBlur,
+    JPEGCompression,
+    RandomCropResize,
+    Resize,
+    load_image,
+)
 from ._open_clip import CLIPFeaturizer
 from ._spec import from_spec, to_spec
 from ._timm import TimmFeaturizer
@@ -12,6 +18,8 @@ __all__ = [
     "FeaturizeResult",
     "GaussianBlur",
     "JPEGCompression",
+    "RandomCropResize",
+    "Resize",
     "TimmFeaturizer",
     "from_spec",
     "load_image",
