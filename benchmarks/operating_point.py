@@ -1,7 +1,7 @@
 """Operating points set on known-real photos: is the false-positive rate kept?
 
-Fits the default detector (encoder -> AttributionSpace -> AttributionClassifier,
-estimator defaults) on ``sd-coco/train`` and measures, at a threshold calibrated
+Fits the default detector (:func:`skacd.make_detector`: early-stage and
+embedding branches, fused) on ``sd-coco/train`` and measures, at a threshold calibrated
 on known-real photos only (:class:`skacd.ConformalThresholdClassifier`):
 
 1. calibrated on the 1,000 reals of ``cifake-mini/train``, the FPR on the 500
@@ -10,16 +10,17 @@ on known-real photos only (:class:`skacd.ConformalThresholdClassifier`):
 2. calibrated on a random half of the ``sd-coco/val`` reals, the FPR on the
    other half and the fake ACC on the ``sd-coco/val`` fakes (one split, and the
    mean over ``--splits`` random splits);
-3. the one-class detector (:class:`skacd.OneClassDetector`, real photos of
-   ``sd-coco/train`` only, cross-fitted threshold) on the dev protocol
+3. the one-class detector (:class:`skacd.OneClassDetector` on the stage 0-3
+   features with the linear attribution space, as ``skacd fit --one-class``
+   builds it; real photos of ``sd-coco/train`` only, cross-fitted threshold)
+   on the dev protocol
    (``sd-coco/val`` and every ``forensynths`` group): AP and ACC at its
    calibrated threshold per group.
 
 Prints a table and writes ``operating_point-<encoder>.json`` under
 ``--output-dir``. Every image is featurized once through ``--cache``.
 
-    OMP_NUM_THREADS=1 python benchmarks/operating_point.py \\
-        --encoder efficientnet_lite0 --cache /work/cache12
+    OMP_NUM_THREADS=1 python benchmarks/operating_point.py --cache DIR
 """
 
 import argparse
@@ -54,7 +55,7 @@ def count(k, n):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=DEFAULT_DATA, help="the shared data folder")
-    parser.add_argument("--encoder", default="efficientnet_lite0")
+    parser.add_argument("--encoder", default="efficientnet_lite2")
     parser.add_argument("--cache", default=None, help="feature cache folder")
     parser.add_argument("--target-fpr", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
@@ -69,20 +70,25 @@ def main(argv=None):
     from sklearn.pipeline import make_pipeline
 
     from skacd import (
-        AttributionClassifier,
         AttributionSpace,
+        BlockSelector,
         ConformalThresholdClassifier,
         OneClassDetector,
     )
-    from skacd.cli import make_featurizer
     from skacd.datasets import load_image_folder
+    from skacd.featurizers import from_spec
+    from skacd.fusion import default_branches, make_fusion, reading_branches
     from skacd.metrics import detection_report
 
     started = time.perf_counter()
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    featurizer = make_featurizer(args.encoder, device="cpu", num_workers=0,
-                                 batch_size=32, cache=args.cache)
+    featurizer = reading_branches(
+        from_spec(args.encoder, device="cpu", num_workers=0, batch_size=32,
+                  cache=args.cache)
+    )
     featurizer.fit()
+    names = featurizer.get_feature_names_out()
+    early = BlockSelector(default_branches(names)["early"], feature_names=names)
 
     def features(root):
         data = load_image_folder(os.path.join(args.data, root))
@@ -107,10 +113,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        head = make_pipeline(
-            AttributionSpace(source_class=0, random_state=seed, device="cpu", **epochs),
-            AttributionClassifier(random_state=seed, device="cpu", **epochs),
-        ).fit(X_train, y_train)
+        head = make_fusion(names, random_state=seed).fit(X_train, y_train)
     fit_seconds = time.perf_counter() - t0
     log(f"  {fit_seconds:.1f} s")
 
@@ -170,9 +173,13 @@ def main(argv=None):
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        one = OneClassDetector(
-            AttributionSpace(random_state=seed, device="cpu", **epochs),
-            target_fpr=target, random_state=seed,
+        one = make_pipeline(
+            early,
+            OneClassDetector(
+                AttributionSpace(solver="pca", latent_dim=32, random_state=seed,
+                                 device="cpu", **epochs),
+                target_fpr=target, random_state=seed,
+            ),
         ).fit(X_train[y_train == 0])
     one_seconds = time.perf_counter() - t0
     log(f"  {one_seconds:.1f} s")
@@ -180,13 +187,13 @@ def main(argv=None):
     y_dev = np.concatenate([y_val, y_fs])
     g_fs = np.asarray([f"forensynths/{g}" for g in g_fs], dtype=object)
     g_dev = np.concatenate([np.full(y_val.size, "sd-coco/val", dtype=object), g_fs])
-    deviation = one.deviation(X_dev)
-    report = detection_report(y_dev, deviation, g_dev, threshold=one.threshold_)
+    deviation = one[-1].deviation(one[0].transform(X_dev))
+    report = detection_report(y_dev, deviation, g_dev, threshold=one[-1].threshold_)
     results["one_class"] = {
-        "fit": "OneClassDetector(AttributionSpace(), cv=5) on the sd-coco/train "
-               "reals",
-        "threshold": one.threshold_,
-        "n_calibration": one.n_calibration_samples_,
+        "fit": "OneClassDetector(AttributionSpace(solver='pca', latent_dim=32), "
+               "cv=5) on the stage 0-3 features of the sd-coco/train reals",
+        "threshold": one[-1].threshold_,
+        "n_calibration": one[-1].n_calibration_samples_,
         "fit_seconds": round(one_seconds, 1),
         "report": report.to_dict(),
     }
@@ -227,7 +234,7 @@ def main(argv=None):
             "n_real", "n_fake"]),
         "",
         "ACC, real ACC and fake ACC at the calibrated threshold (deviation > "
-        f"{one.threshold_:.4g}); oracle ACC and TPR@5% choose thresholds on the test "
+        f"{one[-1].threshold_:.4g}); oracle ACC and TPR@5% choose thresholds on the test "
         "images (optimistic).",
         "",
         "## Default detector (both classes) on the same groups, for reference",
@@ -242,8 +249,8 @@ def main(argv=None):
     results["config"] = {
         "encoder": args.encoder, "seed": seed, "max_epochs": args.max_epochs,
         "data": os.path.abspath(args.data), "splits": args.splits,
-        "detector": "TimmFeaturizer -> AttributionSpace() -> AttributionClassifier() "
-                    "(estimator defaults)",
+        "detector": "skacd.make_detector() (early-stage + embedding branches, fused), "
+                    f"encoder {args.encoder}",
         "fit_seconds": round(fit_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),

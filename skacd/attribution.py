@@ -10,6 +10,7 @@ from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils.validation import check_consistent_length
 
 from ._compat import (
+    HasMethods,
     Interval,
     StrOptions,
     _check_feature_names_in,
@@ -99,9 +100,12 @@ class AttributionSpace(
         Patience of early stopping (on the training loss without it).
     tol : float, default=1e-6
         Smallest loss improvement that resets the patience.
-    cv : int or None, default=5
+    cv : int, cross-validation splitter or None, default=5
         Folds for the cross-fitted :meth:`fit_transform`; ``None`` disables
-        cross-fitting. Costs ``cv`` extra autoencoder fits in
+        cross-fitting. A splitter (e.g.
+        :class:`~skacd.augmentation.CopyKFold`, for augmented copies of the
+        training images) splits the source-class rows; ``shuffle`` is then
+        its own. Costs ``cv`` extra autoencoder fits in
         ``fit_transform`` only.
     shuffle : bool, default=True
         Whether the cross-fitting folds are shuffled.
@@ -187,7 +191,11 @@ class AttributionSpace(
         ],
         "activation": [StrOptions(set(ACTIVATIONS))],
         **TorchTrainerMixin._training_parameter_constraints,
-        "cv": [Interval(Integral, 2, None, closed="left"), None],
+        "cv": [
+            Interval(Integral, 2, None, closed="left"),
+            HasMethods(["split", "get_n_splits"]),
+            None,
+        ],
         "shuffle": ["boolean"],
         "contamination": [Interval(Real, 0, 0.5, closed="right")],
     }
@@ -286,6 +294,17 @@ class AttributionSpace(
         if self.cv is None:
             return A
         source_rows = np.flatnonzero(source)
+        if not isinstance(self.cv, Integral):
+            # A splitter (e.g. skacd.augmentation.CopyKFold, which keeps the
+            # augmented copies of one image in one fold) splits the source rows.
+            y_source = None if y is None else np.asarray(y)[source_rows]
+            splits = self.cv.split(X[source_rows], y_source)
+            for k, (train, held_out) in enumerate(splits):
+                module, _ = self._train(X[source_rows[train]], self._cv_seeds[k], k)
+                A[source_rows[held_out]] = self._attribute(
+                    module, X[source_rows[held_out]]
+                )
+            return A
         if source_rows.size < self.cv:
             raise ValueError(
                 f"cv={self.cv} folds need at least {self.cv} rows of source_class="
@@ -334,7 +353,7 @@ class AttributionSpace(
         rng = check_random_state(self.random_state)
         seed = draw_seed(rng)
         self._fold_seed = draw_seed(rng)
-        n_folds = self.cv or 0
+        n_folds = self._n_folds()
         self._cv_seeds = [draw_seed(rng) for _ in range(n_folds)]
         if self.solver == "pca":
             self.module_config_ = {"solver": "pca", "n_features": int(X_source.shape[1])}
@@ -362,6 +381,13 @@ class AttributionSpace(
             np.percentile(self._score(self.module_, X_source), 100 * self.contamination)
         )
 
+    def _n_folds(self):
+        if self.cv is None:
+            return 0
+        if isinstance(self.cv, Integral):
+            return int(self.cv)
+        return int(self.cv.get_n_splits())
+
     def _train(self, X_source, seed, fold):
         device = torch.device(self.device_)
         if self.solver == "pca":
@@ -380,7 +406,11 @@ class AttributionSpace(
                 X_source,
                 seed=seed,
                 desc="AttributionSpace"
-                + ("" if fold is None else f" (cross-fit fold {fold + 1}/{self.cv})"),
+                + (
+                    ""
+                    if fold is None
+                    else f" (cross-fit fold {fold + 1}/{self._n_folds()})"
+                ),
             )
         return module, history
 

@@ -394,6 +394,8 @@ def _cmd_fit(args):
     from .featurizers._spec import to_spec
     from .io import save
 
+    if args.one_class and args.augment is not None:
+        raise UsageError("--augment goes with a two-class fit, not --one-class.")
     if args.one_class:
         return _cmd_fit_one_class(args)
     started = time.perf_counter()
@@ -435,11 +437,14 @@ def _cmd_fit(args):
         _list_skipped([(paths[i], result.errors[i].reason) for i in skipped], f"{PROG} fit")
 
     source = {"real": 0, "fake": 1}[args.source_class]
+    fit_head = lambda head, X, y: head.fit(X, y)  # noqa: E731
+    if args.augment is not None:
+        fit_head, X, y = _augmented_training(args, featurizer, runtime, paths, keep, y)
     if args.detector == "fused":
-        fusion = _fused_head(args, featurizer).fit(X, y)
+        fusion = fit_head(_fused_head(args, featurizer), X, y)
         detector = Pipeline([("featurizer", featurizer), ("fusion", fusion)])
     else:
-        head = _attribution_head(args, source, verbose).fit(X, y)
+        head = fit_head(_attribution_head(args, source, verbose), X, y)
         for _, step in head.steps:
             step.set_params(verbose=0)
         detector = make_pipeline(featurizer, *[step for _, step in head.steps])
@@ -451,6 +456,26 @@ def _cmd_fit(args):
         f"{time.perf_counter() - started:.1f} s"
     )
     return EXIT_OK
+
+
+def _augmented_training(args, featurizer, runtime, paths, keep, y):
+    """``(fit_head, X, y)`` on the kept images and their augmented copies."""
+    from sklearn.base import clone
+
+    from .augmentation import Augment, featurize_copies, fit_copies
+
+    try:
+        augment = Augment.from_string(args.augment, seed=args.seed)
+    except ValueError as exc:
+        raise UsageError(f"--augment: {exc}") from None
+    n = args.augment_copies
+    if not args.quiet:
+        _err(f"{PROG} fit: training on {n} augmented copies per image ({augment!r})")
+    copier = clone(featurizer).set_params(**dict(runtime, on_error="raise")).fit()
+    X, y, _ = featurize_copies(
+        copier, [paths[i] for i in keep], y, augment=augment, n_copies=n
+    )
+    return (lambda head, X, y: fit_copies(head, X, y, n_copies=n)), X, y
 
 
 # -- real images: one-class fit and calibration ---------------------------
@@ -1045,6 +1070,15 @@ def build_parser():
                           "with 5)")
     fit.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                      help="torch device (default: auto)")
+    fit.add_argument("--augment", nargs="?", const="", default=None, metavar="SPEC",
+                     help="train on augmented copies of the images too (test images "
+                          "are never augmented): CNNDetection-style random JPEG, "
+                          "blur, downscale and crop, each with a probability, "
+                          "e.g. 'jpeg=0.5,blur=0.5,resize=0.5,crop=0' (the default "
+                          "of a bare --augment); seeded by --seed")
+    fit.add_argument("--augment-copies", type=_positive_int, default=1, metavar="N",
+                     help="augmented copies per training image with --augment "
+                          "(default: 1)")
     fit.add_argument("--one-class", action="store_true",
                      help="fit on real images alone (every image under --data, or the "
                           "real class of a labelled folder): the score is the "

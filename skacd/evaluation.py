@@ -21,6 +21,9 @@ and, on intermediate-layer features (the featurizer then reads
   regression),
 - ``"deviation_early"`` / ``"deviation_embedding"``: the deviation score of
   each branch's attribution space (AP only),
+- ``"one_class"``: a :class:`~skacd.OneClassDetector` on the early stages of
+  the real training images alone (no fake image), its ACC at the threshold
+  cross-fitted on them at a 5% target FPR (``skacd fit --one-class``),
 - ``"fused"``: the fused detector, the default of :func:`skacd.make_detector`
   and of ``skacd fit``.
 
@@ -73,6 +76,7 @@ METHODS = (
     "branch_early",
     "deviation_embedding",
     "deviation_early",
+    "one_class",
     "fused",
 )
 #: The methods on the final embedding alone (any encoder).
@@ -82,6 +86,7 @@ _METHOD_BLOCKS = {
     "linear_probe_early": ("stage0", "stage1", "stage2", "stage3"),
     "branch_early": ("stage0", "stage1", "stage2", "stage3"),
     "deviation_early": ("stage0", "stage1", "stage2", "stage3"),
+    "one_class": ("stage0", "stage1", "stage2", "stage3"),
     "fused": None,  # every block, through its branches
 }
 _HEAD_BLOCKS = ("embedding",)
@@ -116,6 +121,9 @@ _METHOD_NOTES = {
     "deviation_embedding": "-score_samples of branch_embedding's attribution space; "
     "AP only",
     "deviation_early": "-score_samples of branch_early's attribution space; AP only",
+    "one_class": "OneClassDetector(AttributionSpace(solver='pca', latent_dim=32), "
+    "target_fpr=0.05, cv=5) on the stage 0-3 columns of the real training rows "
+    "only (skacd fit --one-class); ACC at its cross-fitted threshold",
     "fused": "skacd.fusion.make_fusion(): both branches, combined by "
     "ScoreAveragingClassifier on out-of-fold branch scores (cv=5)",
 }
@@ -248,6 +256,15 @@ def make_method(name, seed, *, device="auto", max_epochs=None, feature_names=Non
         )
     if name == "fused":
         return make_fusion(feature_names, random_state=seed)
+    if name == "one_class":
+        from .attribution import AttributionSpace
+        from .one_class import OneClassDetector
+
+        space = AttributionSpace(solver="pca", latent_dim=32, random_state=seed)
+        return make_pipeline(
+            BlockSelector(list(blocks), feature_names=list(feature_names)),
+            OneClassDetector(space, target_fpr=0.05, random_state=seed),
+        )
     if name.startswith(("branch_", "deviation_")):
         branch = make_branch(blocks, feature_names, random_state=seed)
         return branch if name.startswith("branch_") else branch[:2]
@@ -294,7 +311,16 @@ def _fake_scores(name, model, X):
     """Scores, larger meaning more likely fake, and whether ACC is defined."""
     if name in _AP_ONLY:
         return -model.score_samples(X), False
+    if name == "one_class":  # its deviation; fake above threshold_ (see _report)
+        return model[-1].deviation(model[0].transform(X)), True
     return model.predict_proba(X)[:, 1], True
+
+
+def _threshold(name, model):
+    """The decision threshold of a method's scores: 0.5, or the one it set itself."""
+    if name == "one_class":  # cross-fitted on the real training rows
+        return float(model[-1].threshold_)
+    return 0.5
 
 
 def _report(name, model, X, y, groups, keep_scores=False, X_cal=None):
@@ -308,7 +334,7 @@ def _report(name, model, X, y, groups, keep_scores=False, X_cal=None):
     scores, has_acc = _fake_scores(name, model, X)
     cal = None if X_cal is None else _fake_scores(name, model, X_cal)[0]
     report = detection_report(
-        y, scores, groups, threshold=0.5, calibration_scores=cal
+        y, scores, groups, threshold=_threshold(name, model), calibration_scores=cal
     ).to_dict()
     if not has_acc:  # a deviation score has no calibrated threshold
         for row in [*report["groups"].values(), report["mean"], report["pooled"]]:
@@ -345,8 +371,11 @@ def _featurize(featurizer, paths, label, log):
 
 
 def _transform_for(param, value):
-    from .featurizers import GaussianBlur, JPEGCompression
+    from .featurizers import GaussianBlur, JPEGCompression, Resize
 
+    if param == "resize_factor":
+        # factor 1 is the identity: reuse the clean features.
+        return None if float(value) == 1 else Resize(float(value))
     if param == "jpeg_quality":
         return JPEGCompression(int(value))
     if param == "blur_sigma":
@@ -528,8 +557,10 @@ class CrossGeneratorResult:
             f"- test: {', '.join(data['test_roots'])} "
             f"({len(self.groups)} groups, {data['n_test']} images)",
             f"- seeds: {seeds}; cells are mean ± std over seeds (sample std, "
-            "ddof=1), in percent; ACC at probability 0.5; **mean** is the "
-            "unweighted mean over test groups (taken per seed, then over seeds)",
+            "ddof=1), in percent; ACC at probability 0.5 (one_class: at its own "
+            "threshold, cross-fitted on the real training images at 5% FPR); "
+            "**mean** is the unweighted mean over test groups (taken per seed, then "
+            "over seeds)",
             "- hyper-parameters: estimator defaults"
             + (
                 f" except max_epochs={cfg['max_epochs']}"
@@ -607,6 +638,7 @@ class CrossGeneratorResult:
         for param, title in (
             ("jpeg_quality", "JPEG re-compression of the test images (Fig. 7)"),
             ("blur_sigma", "Gaussian blur of the test images (Fig. 7)"),
+            ("resize_factor", "Bicubic downscaling of the test images"),
             ("train_size", "Training-set size, images per class (Fig. 6)"),
         ):
             table = self._sweep_markdown(param, title)
@@ -632,7 +664,10 @@ class CrossGeneratorResult:
         records = [r for r in self.records if r["param"] == param]
         if not records:
             return ""
-        values = sorted({r["value"] for r in records}, reverse=param == "jpeg_quality")
+        values = sorted(
+            {r["value"] for r in records},
+            reverse=param in ("jpeg_quality", "resize_factor"),
+        )
         methods = [m for m in self.methods if any(r["method"] == m for r in records)]
         lines = [f"### {title}", ""]
         lines.append(
@@ -750,7 +785,7 @@ def _featurization_cost(featurizer, paths, n_images, log):
 
     configs = [
         ("embedding", None, [m for m in METHODS if m not in _METHOD_BLOCKS]),
-        ("early", [0, 1, 2, 3], [m for m in _METHOD_BLOCKS if "early" in m]),
+        ("early", [0, 1, 2, 3], [m for m, b in _METHOD_BLOCKS.items() if b]),
         ("fused", [0, 1, 2, 3, "embedding"], ["fused"]),
     ]
     sample = list(paths[:n_images])
@@ -914,6 +949,7 @@ def cross_generator_benchmark(
     cache="default",
     jpeg_qualities=(),
     blur_sigmas=(),
+    resize_factors=(),
     train_sizes=(),
     cost_images=0,
     layers=None,
@@ -962,6 +998,10 @@ def cross_generator_benchmark(
     blur_sigmas : sequence of float, default=()
         Gaussian blur sigmas (pixels) applied to the *test* images; 0 reuses
         the clean features.
+    resize_factors : sequence of float, default=()
+        Bicubic rescaling factors of the *test* images' sides
+        (:class:`~skacd.featurizers.Resize`; 0.5 halves them); 1 reuses the
+        clean features.
     train_sizes : sequence of int, default=()
         Training images *per class* for the training-set-size curve; each
         seed draws its own subsample (the whole class when larger).
@@ -1066,6 +1106,7 @@ def cross_generator_benchmark(
         return _benchmark(
             train, test, encoder=encoder, seeds=seeds, methods=methods, cache=cache,
             jpeg_qualities=jpeg_qualities, blur_sigmas=blur_sigmas,
+            resize_factors=resize_factors,
             train_sizes=train_sizes, cost_images=cost_images, layers=layers,
             pooling=pooling, solver=solver, max_epochs=max_epochs, device=device,
             batch_size=batch_size, num_workers=num_workers, verbose=verbose,
@@ -1078,7 +1119,7 @@ def cross_generator_benchmark(
 def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
                blur_sigmas, train_sizes, cost_images, layers, pooling, solver,
                max_epochs, device, batch_size, num_workers, verbose,
-               calibration_fraction=0.0):
+               calibration_fraction=0.0, resize_factors=()):
     from sklearn.base import clone
 
     from .cache import FeatureCache
@@ -1179,6 +1220,8 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
     test_sets = []  # (param, value, features) of the sweeps
     sweep_values = [("jpeg_quality", int(q)) for q in jpeg_qualities] + [
         ("blur_sigma", float(s)) for s in blur_sigmas
+    ] + [
+        ("resize_factor", float(f)) for f in resize_factors
     ]
     if sweep_values:
         log("featurizing (perturbed test images):")
@@ -1363,6 +1406,7 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
         "sweeps": {
             "jpeg_quality": [int(q) for q in jpeg_qualities],
             "blur_sigma": [float(s) for s in blur_sigmas],
+            "resize_factor": [float(f) for f in resize_factors],
             "train_size_per_class": [int(n) for n in train_sizes],
             "train_size_runs": size_log,
         },
@@ -1446,6 +1490,10 @@ def add_evaluate_arguments(parser, *, defaults=None):
     parser.add_argument(
         "--blur-sigma", nargs="+", type=float, default=[], metavar="SIGMA",
         help="Gaussian-blur sweep on the test images, e.g. 0 1 2 3",
+    )
+    parser.add_argument(
+        "--resize-factor", nargs="+", type=float, default=[], metavar="F",
+        help="bicubic-resize sweep on the test images (side scale), e.g. 1 0.75 0.5",
     )
     parser.add_argument(
         "--train-sizes", nargs="+", type=int, default=[], metavar="N",
@@ -1562,6 +1610,7 @@ def run_evaluate(args):
             cache=cache,
             jpeg_qualities=args.jpeg_quality,
             blur_sigmas=args.blur_sigma,
+            resize_factors=args.resize_factor,
             train_sizes=args.train_sizes,
             cost_images=args.cost_images,
             layers=_parse_layers(args.layers),

@@ -202,9 +202,9 @@ class ScoreAveragingClassifier(ClassifierMixin, BaseEstimator):
     ----------
     classes_ : ndarray of shape (2,)
         The two class labels.
-    scale_ : ndarray of shape (n_features_in_,)
+    scale_ : ndarray of shape (`n_features_in_`,)
         Standard deviation of each column in the training scores.
-    weights_ : ndarray of shape (n_features_in_,)
+    weights_ : ndarray of shape (`n_features_in_`,)
         The normalised weights (summing to one).
     calibration_ : LogisticRegression
         The logistic regression of the weighted mean score.
@@ -272,6 +272,10 @@ class ScoreAveragingClassifier(ClassifierMixin, BaseEstimator):
     def _average(self, X):
         return ((X / self.scale_) @ self.weights_)[:, None]
 
+    def _checked_average(self, X):
+        check_is_fitted(self, "calibration_")
+        return self._average(validate_data(self, X, reset=False))
+
     def decision_function(self, X):
         """Calibrated logit of the weighted mean of the standardised scores.
 
@@ -285,9 +289,8 @@ class ScoreAveragingClassifier(ClassifierMixin, BaseEstimator):
         scores : ndarray of shape (n_samples,)
             Larger means more likely ``classes_[1]``.
         """
-        check_is_fitted(self, "calibration_")
-        X = validate_data(self, X, reset=False)
-        return self.calibration_.decision_function(self._average(X))
+        average = self._checked_average(X)
+        return self.calibration_.decision_function(average)
 
     def predict_proba(self, X):
         """Probabilities of both classes.
@@ -302,9 +305,8 @@ class ScoreAveragingClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, 2)
             Columns follow ``classes_``.
         """
-        check_is_fitted(self, "calibration_")
-        X = validate_data(self, X, reset=False)
-        return self.calibration_.predict_proba(self._average(X))
+        average = self._checked_average(X)
+        return self.calibration_.predict_proba(average)
 
     def predict(self, X):
         """The more probable class.
@@ -521,6 +523,25 @@ def reading_branches(featurizer, branches=None):
     best (measured: with EfficientNet-Lite2's own 0.89 crop the early
     branch's mean AP over the unseen dev groups dropped from about 99 to
     about 86).
+
+    Parameters
+    ----------
+    featurizer : CLIPFeaturizer or TimmFeaturizer
+        Changed in place through ``set_params``.
+    branches : dict of str to list of str, or None, default=None
+        The branches the featurizer must serve.
+
+    Returns
+    -------
+    featurizer : CLIPFeaturizer or TimmFeaturizer
+        The same object.
+
+    Examples
+    --------
+    >>> from skacd import TimmFeaturizer
+    >>> from skacd.fusion import reading_branches
+    >>> reading_branches(TimmFeaturizer()).get_params()["layers"]
+    [0, 1, 2, 3, 'embedding']
     """
     from .featurizers import TimmFeaturizer
 
@@ -535,7 +556,24 @@ def reading_branches(featurizer, branches=None):
 
 
 def default_branches(feature_names):
-    """``{"early": [every block but the embedding], "embedding": ["embedding"]}``."""
+    """The default branches for some feature columns.
+
+    Parameters
+    ----------
+    feature_names : array-like of str
+        A featurizer's column names.
+
+    Returns
+    -------
+    branches : dict of str to list of str
+        ``{"early": [every block but the embedding], "embedding": ["embedding"]}``.
+
+    Examples
+    --------
+    >>> from skacd.fusion import default_branches
+    >>> default_branches(["stage0_mean0", "stage1_std0", "embedding0"])
+    {'early': ['stage0', 'stage1'], 'embedding': ['embedding']}
+    """
     blocks = list(dict.fromkeys(block_of(n) for n in feature_names))
     early = [b for b in blocks if b != EMBEDDING]
     if not early or EMBEDDING not in blocks:
@@ -548,7 +586,24 @@ def default_branches(feature_names):
 
 
 def layers_for(branches):
-    """The featurizer ``layers`` that the blocks of ``branches`` need."""
+    """The featurizer ``layers`` that the blocks of ``branches`` need.
+
+    Parameters
+    ----------
+    branches : dict of str to list of str
+        Branch name -> blocks (``"stage<i>"``, ``"block<i>"``, ``"embedding"``).
+
+    Returns
+    -------
+    layers : list of int and str
+        Sorted layer indices, then ``"embedding"`` if a branch reads it.
+
+    Examples
+    --------
+    >>> from skacd.fusion import layers_for
+    >>> layers_for({"a": ["stage2", "stage0"], "b": ["embedding"]})
+    [0, 2, 'embedding']
+    """
     layers, embedding = set(), False
     for blocks in branches.values():
         for block in blocks:

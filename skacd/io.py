@@ -135,11 +135,13 @@ def _allowed_classes():
 
 
 def _allowed_transforms():
-    from .featurizers import GaussianBlur, JPEGCompression
+    from .featurizers import GaussianBlur, JPEGCompression, RandomCropResize, Resize
 
     return {
-        "JPEGCompression": (JPEGCompression, "quality"),
-        "GaussianBlur": (GaussianBlur, "sigma"),
+        "JPEGCompression": (JPEGCompression, ("quality",)),
+        "GaussianBlur": (GaussianBlur, ("sigma",)),
+        "Resize": (Resize, ("factor", "resample", "restore")),
+        "RandomCropResize": (RandomCropResize, ("fraction", "resample", "seed")),
     }
 
 
@@ -190,8 +192,6 @@ class _Writer:
         detector) and is stored as its parameters only when it has none (the
         template estimators of a StackingClassifier, OneClassDetector.space).
         """
-        from .featurizers import GaussianBlur, JPEGCompression
-
         if value is None or isinstance(value, (bool, np.bool_, str)):
             return bool(value) if isinstance(value, np.bool_) else value
         if isinstance(value, numbers.Integral):
@@ -242,16 +242,21 @@ class _Writer:
             # branches of a StackingClassifier): a node like any step, so only
             # allow-listed classes come back.
             return {"__estimator__": self.node(value, f"{key}.", fitted)}
-        if isinstance(value, (JPEGCompression, GaussianBlur)):
-            name = type(value).__name__
-            _, field = _allowed_transforms()[name]
-            return {"__transform__": {"class": name, field: getattr(value, field)}}
+        transforms = _allowed_transforms()
+        name = type(value).__name__
+        if name in transforms and type(value) is transforms[name][0]:
+            fields = transforms[name][1]
+            return {
+                "__transform__": {
+                    "class": name, **{f: getattr(value, f) for f in fields}
+                }
+            }
         raise TypeError(
             f"skacd.save cannot store {where} = {value!r} (a "
             f"{type(value).__module__}.{type(value).__qualname__}): detector files "
             "hold plain values (numbers, strings, lists, dicts, arrays of numbers "
-            "or strings), torch modules, and the image transforms JPEGCompression "
-            "and GaussianBlur, never pickled objects."
+            "or strings), torch modules, and the image transforms "
+            f"{', '.join(sorted(transforms))}, never pickled objects."
         )
 
     def node(self, estimator, prefix, fitted_state=True):
@@ -919,11 +924,11 @@ class _Reader:
                 f"({body.get('class') if isinstance(body, dict) else body!r}); "
                 f"allowed: {sorted(_allowed_transforms())}."
             )
-        cls, field = _allowed_transforms()[body["class"]]
-        if set(body) != {"class", field}:
+        cls, fields = _allowed_transforms()[body["class"]]
+        if set(body) != {"class", *fields}:
             raise self.error(f"malformed image transform for {where}.")
         try:
-            return cls(body[field])
+            return cls(*(body[f] for f in fields))
         except ValueError as exc:
             raise self.error(f"invalid image transform for {where}: {exc}") from None
 

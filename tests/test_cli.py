@@ -530,3 +530,29 @@ def test_fit_one_class_and_predict(tmp_path, capsys):
     assert main(["fit", "--data", str(tmp_path / "data"), "--one-class", *FIT_FAST,
                  "-o", str(out), "--cv", "0"]) == 2
     assert "--cv must be at least 2" in capsys.readouterr().err
+
+
+def test_fit_with_augmentation(tmp_path, capsys):
+    write_folder(tmp_path / "train", 8, seed=5)
+    plain, augmented = tmp_path / "plain.skacd", tmp_path / "aug.skacd"
+    cache = ["--cache", str(tmp_path / "cache")]
+    assert main(["fit", "--data", str(tmp_path / "train"), *FIT_FAST, *cache,
+                 "-o", str(plain)]) == 0
+    fast = [a for a in FIT_FAST if a != "--quiet"]
+    assert main(["fit", "--data", str(tmp_path / "train"), *fast, *cache,
+                 "--augment", "jpeg=1,resize=1", "--augment-copies", "2",
+                 "-o", str(augmented)]) == 0
+    err = capsys.readouterr().err
+    assert "2 augmented copies per image" in err and "jpeg_prob=1.0" in err
+    detector = load(augmented)
+    assert detector[0].image_transform is None  # test images are never augmented
+    assert detector[1].n_features_in_ == load(plain)[1].n_features_in_
+    assert detector[1].cv == 2  # stored as its fold count
+    new = write_folder(tmp_path / "new", 2, seed=6)
+    assert not np.allclose(detector.predict_proba(new), load(plain).predict_proba(new))
+    assert main(["fit", "--data", str(tmp_path / "train"), *FIT_FAST,
+                 "--augment", "sharpen=1", "-o", str(augmented)]) == 2
+    assert "--augment" in capsys.readouterr().err
+    assert main(["fit", "--data", str(tmp_path / "train"), *FIT_FAST, "--one-class",
+                 "--augment", "-o", str(augmented)]) == 2
+    assert "--one-class" in capsys.readouterr().err

@@ -30,7 +30,8 @@ TINY = "clip:skacd-tiny-ViT:none"
 # One torch thread: the fits are tiny, and on a shared machine more threads
 # only contend (the benchmark restores the caller's setting).
 FAST = dict(max_epochs=3, device="cpu", num_workers=0, torch_threads=1, verbose=0)
-SWEEPS = dict(jpeg_qualities=(90, 50), blur_sigmas=(0, 1.5), train_sizes=(6, 8))
+SWEEPS = dict(jpeg_qualities=(90, 50), blur_sigmas=(0, 1.5), train_sizes=(6, 8),
+              resize_factors=(1.0, 0.5))
 SEEDS = (0, 1)
 
 
@@ -162,6 +163,7 @@ def test_json_is_valid_and_complete(runs, tmp_path):
     assert cfg["seeds"] == list(SEEDS)
     assert set(cfg["method_settings"]) == set(HEAD_METHODS)
     assert cfg["sweeps"]["jpeg_quality"] == [90, 50]
+    assert cfg["sweeps"]["resize_factor"] == [1.0, 0.5]
     for key in ("skacd", "torch", "scikit-learn", "numpy", "open_clip"):
         assert key in cfg["versions"]
     assert cfg["machine"]["cpu_count"] >= 1 and cfg["machine"]["torch_threads"] >= 1
@@ -181,7 +183,8 @@ def test_json_is_valid_and_complete(runs, tmp_path):
     assert "encoder: clip:skacd-tiny-ViT:none" in markdown
     for name in GROUPS + list(HEAD_METHODS):
         assert name in markdown
-    for title in ("JPEG re-compression", "Gaussian blur", "Training-set size"):
+    for title in ("JPEG re-compression", "Gaussian blur", "Bicubic downscaling",
+                  "Training-set size"):
         assert title in markdown
 
 
@@ -192,9 +195,10 @@ def test_second_run_is_served_from_the_cache(runs):
     assert f1["clean"]["n_images"] == n_images
     assert f1["clean"]["n_computed"] == n_images and f1["clean"]["n_cached"] == 0
     assert f2["clean"]["n_cached"] == n_images and f2["clean"]["n_computed"] == 0
-    # perturbed test images are cached too (sigma 0 reuses the clean features)
-    assert f1["perturbed"]["n_images"] == 3 * 30
-    assert f2["perturbed"]["n_cached"] == 3 * 30
+    # perturbed test images are cached too (sigma 0 and resize factor 1 reuse
+    # the clean features): JPEG 90, 50, blur 1.5, resize 0.5
+    assert f1["perturbed"]["n_images"] == 4 * 30
+    assert f2["perturbed"]["n_cached"] == 4 * 30
     assert "from cache" in second.to_markdown()
     # same features, same seeds: the same numbers
     assert second.summary == first.summary
@@ -205,8 +209,9 @@ def test_sweep_records_have_the_display_format(runs):
     result, _ = runs
     records = result.records
     params = {r["param"] for r in records}
-    assert params == {"jpeg_quality", "blur_sigma", "train_size"}
-    n_values = {"jpeg_quality": 2, "blur_sigma": 2, "train_size": 2}
+    assert params == {"jpeg_quality", "blur_sigma", "train_size", "resize_factor"}
+    n_values = {"jpeg_quality": 2, "blur_sigma": 2, "train_size": 2,
+                "resize_factor": 2}
     for param, n in n_values.items():
         n_records = sum(r["param"] == param for r in records)
         assert n_records == n * len(SEEDS) * len(HEAD_METHODS)
@@ -231,7 +236,7 @@ def test_sweep_records_have_the_display_format(runs):
         (r["seed"], r["method"]): r["report"]["mean"]["ap"] for r in result.runs
     }
     for r in records:
-        if r["param"] == "blur_sigma" and r["value"] == 0:
+        if (r["param"], r["value"]) in (("blur_sigma", 0), ("resize_factor", 1)):
             assert r["ap"] == pytest.approx(clean[(r["seed"], r["method"])])
 
 
@@ -326,6 +331,10 @@ def test_add_evaluate_arguments_contract():
     assert args.train == ["a"] and args.test == ["b", "c"] and args.no_cache
     assert args.seeds == [0, 1, 2] and args.methods == "auto"
     assert args.jpeg_quality == [] and args.max_epochs is None
+    assert args.resize_factor == []
+    args = parser.parse_args(["--train", "a", "--test", "b", "--resize-factor", "1",
+                              "0.5"])
+    assert args.resize_factor == [1.0, 0.5]
     parser = argparse.ArgumentParser()
     add_evaluate_arguments(parser, defaults={"train": ["t"], "test": ["u"]})
     args = parser.parse_args([])

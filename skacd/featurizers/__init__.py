@@ -6,6 +6,8 @@ from ._images import (
     MAX_IMAGE_PIXELS,
     GaussianBlur,
     JPEGCompression,
+    RandomCropResize,
+    Resize,
     load_image,
 )
 from ._open_clip import CLIPFeaturizer
@@ -21,6 +23,8 @@ __all__ = [
     "JPEGCompression",
     "MAX_IMAGE_FILE_BYTES",
     "MAX_IMAGE_PIXELS",
+    "RandomCropResize",
+    "Resize",
     "TimmFeaturizer",
     "from_spec",
     "load_image",

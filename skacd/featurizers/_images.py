@@ -20,6 +20,8 @@ __all__ = [
     "limit_aspect_ratio",
     "JPEGCompression",
     "GaussianBlur",
+    "Resize",
+    "RandomCropResize",
 ]
 
 #: Images more elongated than this (width:height or height:width) are
@@ -382,3 +384,168 @@ class GaussianBlur:
 
     def __hash__(self):
         return hash(repr(self))
+
+
+#: Resampling filters by name, for :class:`Resize` and :class:`RandomCropResize`.
+RESAMPLE_FILTERS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+}
+
+
+def _check_resample(resample):
+    if resample not in RESAMPLE_FILTERS:
+        raise ValueError(
+            f"resample must be one of {sorted(RESAMPLE_FILTERS)}; got {resample!r}"
+        )
+    return resample
+
+
+def _scaled_size(size, factor):
+    width, height = size
+    return max(1, round(width * factor)), max(1, round(height * factor))
+
+
+def content_seed(image, *salt):
+    """A seed from an image's pixels and ``salt`` (ints): same image, same seed.
+
+    Random perturbations draw from it, so a perturbed image depends only on
+    the image and the perturbation's parameters: deterministic, and cacheable
+    by image content and the perturbation's ``repr``.
+    """
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(repr((image.size, image.mode) + tuple(int(s) for s in salt)).encode())
+    digest.update(image.tobytes())
+    return int.from_bytes(digest.digest(), "little")
+
+
+class Resize:
+    """Rescale an image by ``factor`` with a chosen filter (a robustness perturbation).
+
+    Web images are resized before anyone checks them; resampling erases the
+    low-level traces that early-layer detectors read.
+
+    Parameters
+    ----------
+    factor : float
+        Scale of each side, > 0: 0.5 halves the width and height (at least
+        1 pixel each), 2 doubles them.
+    resample : {"bicubic", "bilinear", "lanczos", "box", "nearest"}, default="bicubic"
+        The resampling filter (Pillow's; its downscaling is antialiased).
+    restore : bool, default=False
+        Resize back to the original size afterwards with the same filter
+        (down-then-up: the detail is lost, the size is kept).
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> from skacd.featurizers import Resize
+    >>> Resize(0.5)(Image.new("RGB", (64, 48))).size
+    (32, 24)
+    >>> Resize(0.5, restore=True)(Image.new("RGB", (64, 48))).size
+    (64, 48)
+    """
+
+    def __init__(self, factor, resample="bicubic", restore=False):
+        if not (isinstance(factor, Real) and not isinstance(factor, bool)
+                and np.isfinite(factor) and factor > 0):
+            raise ValueError(f"factor must be a positive number; got {factor!r}")
+        if not isinstance(restore, (bool, np.bool_)):
+            raise ValueError(f"restore must be a bool; got {restore!r}")
+        self.factor = float(factor)
+        self.resample = _check_resample(resample)
+        self.restore = bool(restore)
+
+    def __call__(self, image):
+        if self.factor == 1:
+            return image
+        resample = RESAMPLE_FILTERS[self.resample]
+        out = image.resize(_scaled_size(image.size, self.factor), resample)
+        if self.restore:
+            out = out.resize(image.size, resample)
+        return out
+
+    def __repr__(self):
+        return (
+            f"Resize(factor={self.factor}, resample={self.resample!r}, "
+            f"restore={self.restore})"
+        )
+
+    def __eq__(self, other):
+        return type(other) is type(self) and repr(other) == repr(self)
+
+    def __hash__(self):
+        return hash(repr(self))
+
+
+class RandomCropResize:
+    """Crop a random window, then resize it back to the image's size.
+
+    The window keeps the aspect ratio; its sides are ``fraction`` of the
+    image's, at a position drawn from ``seed`` and the image's pixels (the
+    same image always gets the same window).
+
+    Parameters
+    ----------
+    fraction : float
+        Side of the window relative to the image's, in (0, 1]; 1 keeps the
+        image unchanged.
+    resample : {"bicubic", "bilinear", "lanczos", "box", "nearest"}, default="bicubic"
+        The filter that resizes the window to the original size.
+    seed : int, default=0
+        Seeds the window's position.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from skacd.featurizers import RandomCropResize
+    >>> image = Image.fromarray(np.arange(48, dtype=np.uint8).reshape(6, 8))
+    >>> RandomCropResize(0.5, seed=0)(image.convert("RGB")).size
+    (8, 6)
+    """
+
+    def __init__(self, fraction, resample="bicubic", seed=0):
+        if not (isinstance(fraction, Real) and not isinstance(fraction, bool)
+                and 0 < fraction <= 1):
+            raise ValueError(f"fraction must be a number in (0, 1]; got {fraction!r}")
+        if not (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+                and seed >= 0):
+            raise ValueError(f"seed must be a non-negative int; got {seed!r}")
+        self.fraction = float(fraction)
+        self.resample = _check_resample(resample)
+        self.seed = int(seed)
+
+    def __call__(self, image):
+        if self.fraction == 1:
+            return image
+        rng = np.random.default_rng(content_seed(image, self.seed))
+        return crop_resize(image, self.fraction, rng, self.resample)
+
+    def __repr__(self):
+        return (
+            f"RandomCropResize(fraction={self.fraction}, "
+            f"resample={self.resample!r}, seed={self.seed})"
+        )
+
+    def __eq__(self, other):
+        return type(other) is type(self) and repr(other) == repr(self)
+
+    def __hash__(self):
+        return hash(repr(self))
+
+
+def crop_resize(image, fraction, rng, resample="bicubic"):
+    """Crop a window of ``fraction`` of each side at a position drawn from
+    ``rng``, and resize it to the image's size."""
+    width, height = image.size
+    w, h = _scaled_size(image.size, fraction)
+    left = int(rng.integers(0, width - w + 1))
+    top = int(rng.integers(0, height - h + 1))
+    window = image.crop((left, top, left + w, top + h))
+    return window.resize(image.size, RESAMPLE_FILTERS[resample])

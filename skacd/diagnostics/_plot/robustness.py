@@ -15,6 +15,7 @@ from ._base import (
 PARAM_LABELS = {
     "jpeg_quality": "JPEG quality",
     "blur_sigma": "Gaussian blur sigma",
+    "resize_factor": "Resize factor",
     "train_size": "Training-set size",
 }
 METRIC_LABELS = {
