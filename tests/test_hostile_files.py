@@ -281,3 +281,24 @@ def test_weights_file_is_checked_by_size_and_hash(saved, tmp_path):
     refused(path, r"w.bin.* has changed since the detector was saved \(SHA-256")
     weights.write_bytes(b"b" * 999)
     refused(path, r"w.bin.* is 999 bytes; the detector was saved with 1000")
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_a_pickled_weights_file_is_a_value_error_and_never_runs(tmp_path):
+    marker = os.fspath(tmp_path / "PWNED")
+    torch.save({"x": _Payload(marker)}, tmp_path / "evil.pt")
+    featurizer = CLIPFeaturizer("skacd-tiny-ViT", pretrained=os.fspath(tmp_path / "evil.pt"),
+                                device="cpu", num_workers=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match=r"evil.pt' holds Python objects other than "
+                                             "weights, which skacd never unpickles"):
+            featurizer.fit_transform([np.zeros((32, 32, 3), np.uint8)])
+    assert not os.path.exists(marker)
