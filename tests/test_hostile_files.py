@@ -4,7 +4,6 @@ Every malicious file is built here from a real detector; nothing hostile is
 committed (issue 13, items 1-4).
 """
 
-import io
 import json
 import os
 import resource
