@@ -12,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import struct
 import sys
 import warnings
@@ -29,16 +30,22 @@ __all__ = ["FeatureCache"]
 #   5       1     dtype code (1 = little-endian float32)
 #   6       2     reserved, zero
 #   8       8     number of elements n (uint64, little-endian)
-#   16      16    blake2b-128 of header[0:16] + key (ASCII) + payload
+#   16      16    blake2b-128, keyed with the cache's secret, of
+#                 header[0:16] + key (ASCII) + payload
 #   32      4*n   payload
 _MAGIC = b"SKFC"
-_FORMAT_VERSION = 1
+# Version 2: the checksum is keyed (version 1 entries are misses, left alone).
+_FORMAT_VERSION = 2
 _DTYPE_FLOAT32 = 1
 _HEADER = struct.Struct("<4sBBHQ16s")
 _PREFIX = struct.Struct("<4sBBHQ")  # the checksummed part of the header
 _CHECKSUM_PERSON = b"skacd-cache"
 _SUFFIX = ".skf"
 _VERSION_FILE = "CACHE_VERSION"
+# 32 random bytes (hex), mode 0600, created with the cache: whoever cannot read
+# it cannot forge an entry that get() accepts.
+_SECRET_FILE = "CACHE_SECRET"
+_MAX_ENTRY_BYTES = 32 + 4 * 2**24  # 16.7 million float32 features
 _VERSION_TEXT = f"skacd FeatureCache format {_FORMAT_VERSION}\n"
 _KEY_DOMAIN = b"skacd.FeatureCache key v1\x00"
 
@@ -48,12 +55,42 @@ _SHARD_RE = re.compile(r"[0-9a-f]{2}\Z")
 _TEMP_PREFIX = ".tmp-"
 
 
-def _checksum(prefix, key, payload):
-    h = hashlib.blake2b(digest_size=16, person=_CHECKSUM_PERSON)
+def _checksum(secret, prefix, key, payload):
+    h = hashlib.blake2b(digest_size=16, key=secret, person=_CHECKSUM_PERSON)
     h.update(prefix)
     h.update(key.encode("ascii"))
     h.update(payload)
     return h.digest()
+
+
+class _BadFile(OSError):
+    """A cache file that is not a regular file of a sane size."""
+
+    def __init__(self, message, identity):
+        super().__init__(message)
+        self.identity = identity
+
+
+def _read_regular(path, limit, stat_too=False):
+    """The bytes of the regular file ``path``, at most ``limit`` of them.
+
+    FIFOs are opened without blocking and, like devices and larger files,
+    refused with :class:`_BadFile` before anything is read.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                 | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as f:
+        identity = os.fstat(fd)
+        if not stat.S_ISREG(identity.st_mode):
+            if stat.S_ISDIR(identity.st_mode):
+                raise IsADirectoryError(21, "Is a directory", path)
+            raise _BadFile("not a regular file", identity)
+        if identity.st_size > limit:
+            raise _BadFile(f"{identity.st_size} bytes, over {limit}", identity)
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise _BadFile(f"over {limit} bytes", identity)
+    return (data, identity) if stat_too else data
 
 
 class FeatureCache:
@@ -107,8 +144,10 @@ class FeatureCache:
     256 shard directories keep each directory small at 100 000 entries and
     beyond. A file is a 32-byte header (magic ``b"SKFC"``, format version,
     dtype code, element count, and a blake2b-128 checksum over the header,
-    the key and the payload) followed by the vector as little-endian
-    float32. ``<directory>/CACHE_VERSION`` names the format in plain text.
+    the key and the payload, keyed with the cache's secret) followed by the
+    vector as little-endian float32. ``<directory>/CACHE_VERSION`` names the
+    format in plain text; ``<directory>/CACHE_SECRET`` holds 32 random bytes,
+    created with the cache's first entry with mode 0600.
 
     **Safety guarantees.**
 
@@ -130,6 +169,15 @@ class FeatureCache:
       ``UserWarning``, stops writing for the rest of this instance's life and
       returns normally: featurization goes on without caching. Reads keep
       working. A fresh or unpickled instance tries writing again.
+    - *Authenticated entries.* Only a process that can read
+      ``CACHE_SECRET`` (by default, its owner) can write an entry that
+      :meth:`get` accepts: whoever can merely write to the directory cannot
+      make one image's features stand for another's. A forged or damaged
+      entry is removed and recomputed, with one ``UserWarning`` naming it
+      per instance. Entries are read only if they are regular files of a
+      plausible size, so a FIFO or a link to a device never blocks a read.
+      Share a cache between users by sharing read access to
+      ``CACHE_SECRET``.
     - *Content addressing.* A changed file gives a new key and a renamed
       identical file gives the same key. Entries are never invalidated, only
       superseded; :meth:`clear` deletes them all.
@@ -179,7 +227,9 @@ class FeatureCache:
         }
         self._write_disabled = False
         self._read_error_warned = False
+        self._bad_entry_warned = False
         self._version_file_written = False
+        self._secret = None
 
     # ------------------------------------------------------------------ keys
 
@@ -309,13 +359,45 @@ class FeatureCache:
         """
         return [self.get(key) for key in keys]
 
+    def _secret_key(self, create):
+        """The cache's secret, read (or created, mode 0600) on first need;
+        None if there is none yet and ``create`` is false."""
+        if self._secret is not None:
+            return self._secret
+        path = os.path.join(self.directory, _SECRET_FILE)
+        if create and not os.path.exists(path):
+            os.makedirs(self.directory, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process created it first
+                pass
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_hex(32) + "\n")
+        try:
+            data = _read_regular(path, 1024)
+        except FileNotFoundError:
+            return None
+        try:
+            secret = bytes.fromhex(data.decode("ascii").strip())
+        except (UnicodeDecodeError, ValueError):
+            secret = b""
+        if len(secret) != 32:
+            raise OSError(f"{path} is not a FeatureCache secret (64 hex digits)")
+        self._secret = secret
+        return secret
+
     def _read(self, key):
         path = self._path(key)
         try:
-            with open(path, "rb") as f:
-                data = f.read()
-                identity = os.fstat(f.fileno())
+            secret = self._secret_key(create=False)
+            if secret is None:
+                return None  # no secret: nothing written by this cache yet
+            data, identity = _read_regular(path, _MAX_ENTRY_BYTES, stat_too=True)
         except (FileNotFoundError, NotADirectoryError):
+            return None
+        except _BadFile as exc:  # a FIFO, a device, a huge file
+            self._discard_corrupt(path, exc.identity, str(exc))
             return None
         except OSError as exc:  # permission, I/O error, a directory, ...
             self._report_read_error(path, exc)
@@ -335,8 +417,8 @@ class FeatureCache:
                 reason = "bad dtype code"
             elif len(payload) != 4 * n:
                 reason = f"payload of {len(payload)} bytes, expected {4 * n}"
-            elif checksum != _checksum(data[: _PREFIX.size], key, payload):
-                reason = "checksum mismatch"
+            elif checksum != _checksum(secret, data[: _PREFIX.size], key, payload):
+                reason = "checksum mismatch (damaged, or not written by this cache)"
             else:
                 return np.frombuffer(payload, dtype="<f4").astype(np.float32)
 
@@ -355,6 +437,14 @@ class FeatureCache:
             pass
         if self.verbose:
             print(f"[FeatureCache] removed corrupt entry {path} ({reason})")
+        if not self._bad_entry_warned:
+            self._bad_entry_warned = True
+            warnings.warn(
+                f"FeatureCache removed the bad entry {path} ({reason}); it is "
+                "recomputed. Further bad entries are counted in stats['corrupt'].",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _report_read_error(self, path, exc):
         if self.verbose:
@@ -465,9 +555,10 @@ class FeatureCache:
             return
         payload = vector.tobytes()
         prefix = _PREFIX.pack(_MAGIC, _FORMAT_VERSION, _DTYPE_FLOAT32, 0, vector.size)
-        blob = prefix + _checksum(prefix, key, payload) + payload
         path = self._path(key)
         try:
+            secret = self._secret_key(create=True)
+            blob = prefix + _checksum(secret, prefix, key, payload) + payload
             if not self._version_file_written:
                 self._write_version_file()
             self._atomic_write(path, blob)
@@ -540,7 +631,8 @@ class FeatureCache:
         """Delete every entry, and temporary files left by killed writers.
 
         Only files that the cache itself names are removed (entries, its
-        temporary files, empty shard directories and ``CACHE_VERSION``);
+        temporary files, empty shard directories, ``CACHE_VERSION`` and
+        ``CACHE_SECRET``);
         other files in ``directory`` and the directory itself are kept. Do
         not call it while other processes write to the cache.
         """
@@ -554,11 +646,13 @@ class FeatureCache:
                 os.rmdir(shard)
             except OSError:  # not empty: holds files that are not ours
                 pass
-        try:
-            os.unlink(os.path.join(self.directory, _VERSION_FILE))
-        except (FileNotFoundError, NotADirectoryError):
-            pass
+        for name in (_VERSION_FILE, _SECRET_FILE):
+            try:
+                os.unlink(os.path.join(self.directory, name))
+            except (FileNotFoundError, NotADirectoryError):
+                pass
         self._version_file_written = False
+        self._secret = None
 
     # -------------------------------------------------------------- plumbing
 

@@ -119,12 +119,49 @@ def _workers(text):
     return "auto" if text == "auto" else _non_negative_int(text)
 
 
-def _check_writable(path, what):
+def _check_writable(path, what, inputs=()):
+    """Refuse, before any work, an output that cannot be written or that would
+    replace one of ``inputs`` (the detector, an image)."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise UsageError(f"cannot write {what} {path!r}: the folder {directory!r} does not exist.")
     if os.path.isdir(path):
         raise UsageError(f"cannot write {what} {path!r}: it is a folder.")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"cannot write {what} {path!r}: the folder {directory!r} is not writable."
+        )
+    real = os.path.realpath(path)
+    for source in inputs:
+        source = os.fspath(source)
+        if os.path.realpath(source) == real or (
+            os.path.exists(path) and os.path.exists(source)
+            and os.path.samefile(source, path)
+        ):
+            raise UsageError(
+                f"cannot write {what} {path!r}: it is one of the inputs "
+                f"({source!r}); choose another output file."
+            )
+
+
+_UNSAFE_CSV_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value):
+    """A text cell that spreadsheets show as text, never run as a formula
+    (OWASP CSV injection: a leading ``'`` before = + - @ tab CR)."""
+    if isinstance(value, str) and value.startswith(_UNSAFE_CSV_START):
+        return "'" + value
+    return value
+
+
+def _printable(text):
+    """``text`` for a stderr line: quoted if it holds control characters
+    (newlines, ANSI escapes) that could forge or hide other lines."""
+    text = str(text)
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+        return repr(text)
+    return text
 
 
 @contextlib.contextmanager
@@ -172,46 +209,65 @@ def _short_warnings():
 
 def _list_skipped(errors, command):
     for path, reason in errors[:_MAX_LISTED]:
-        _err(f"{command}: skipped {path}: {reason}")
+        _err(f"{command}: skipped {_printable(path)}: {_printable(reason)}")
     if len(errors) > _MAX_LISTED:
         _err(f"{command}: ... and {len(errors) - _MAX_LISTED} more skipped (see the output).")
 
 
-def _walk_images(folder, images, walk_errors):
-    """Append the images under ``folder`` (recursively, sorted) to ``images``."""
+def _inside(path, root):
+    return os.path.commonpath([path, root]) == root
+
+
+def _walk_images(folder, images, walk_errors, outside=None):
+    """Append the images under ``folder`` (recursively, sorted) to ``images``.
+
+    Symbolic links are not followed out of ``folder``: links to files or
+    folders elsewhere are appended to ``outside`` as ``(path, reason)``; links
+    to folders inside it are not walked twice.
+    """
     from .datasets import IMAGE_EXTENSIONS
 
-    seen = set()
+    outside = [] if outside is None else outside
+    root = os.path.realpath(folder)
 
     def onerror(exc):
         walk_errors.append((getattr(exc, "filename", None) or folder, exc))
 
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=onerror, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
+    def escapes(path):
+        if not os.path.islink(path):
+            return False
+        target = os.path.realpath(path)
+        if _inside(target, root):
+            return False
+        outside.append((path, f"a symbolic link to {target!r}, outside {folder!r}; "
+                              "not followed"))
+        return True
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=onerror):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for d in dirnames:
+            escapes(os.path.join(dirpath, d))  # never walked (followlinks=False)
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
             if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                images.append(os.path.join(dirpath, name))
+                path = os.path.join(dirpath, name)
+                if not escapes(path):
+                    images.append(path)
 
 
 def _collect_inputs(paths):
     """``(items, early_errors)``: image paths to score, and folders that failed."""
-    items, walk_errors, empty = [], [], []
+    items, walk_errors, empty, outside = [], [], [], []
     for path in paths:
         if os.path.isdir(path):
             before = len(items)
-            _walk_images(path, items, walk_errors)
-            if len(items) == before:
+            _walk_images(path, items, walk_errors, outside)
+            if len(items) == before and not outside:
                 empty.append(path)
         else:
             items.append(path)  # a missing or bad file is reported by the featurizer
-    early = []
+    early = list(outside)
     for where, exc in walk_errors:
         reason = (
             "permission denied (cannot list the folder)"
@@ -271,7 +327,7 @@ def _write_rows(fh, rows, fmt):
         for row in rows:
             writer.writerow(
                 ["" if row[f] is None
-                 else (repr(row[f]) if f in ("prob_fake", "p_real") else row[f])
+                 else (repr(row[f]) if f in ("prob_fake", "p_real") else _csv_cell(row[f]))
                  for f in FIELDS]
             )
     else:
@@ -633,6 +689,29 @@ def _decision(head, calibrated, features, proba, threshold):
     return predicted, p_real, source
 
 
+def _drop_non_finite(positions, values, errors, items, reason, skip_errors):
+    """``positions`` less those whose ``values`` row holds NaN or infinity, which
+    become errors (raised at once without --skip-errors)."""
+    import numpy as np
+
+    from .exceptions import ImageLoadError
+
+    if not positions:
+        return []
+    values = np.asarray(values, dtype=np.float64).reshape(len(positions), -1)
+    bad = ~np.isfinite(values).all(axis=1)
+    kept = []
+    for position, is_bad in zip(positions, bad):
+        if not is_bad:
+            kept.append(position)
+            continue
+        error = ImageLoadError(os.fspath(items[position]), reason)
+        if not skip_errors:
+            raise error
+        errors[position] = error
+    return kept
+
+
 def _cmd_predict(args):
     from .calibration import ConformalThresholdClassifier
     from .featurizers._spec import to_spec
@@ -641,7 +720,7 @@ def _cmd_predict(args):
     started = time.perf_counter()
     fmt = _output_format(args)
     if args.output is not None:
-        _check_writable(args.output, "the output file")
+        _check_writable(args.output, "the output file", [args.detector, *args.paths])
     detector = load(args.detector)
     calibrated = None
     if isinstance(detector, ConformalThresholdClassifier):
@@ -668,6 +747,8 @@ def _cmd_predict(args):
     encoder = to_spec(featurizer)
 
     items, early_errors = _collect_inputs(args.paths)
+    if args.output is not None:
+        _check_writable(args.output, "the output file", items)
     if not items:
         raise FileNotFoundError(
             "no images found in " + ", ".join(repr(p) for p in args.paths)
@@ -677,24 +758,38 @@ def _cmd_predict(args):
         where, reason = early_errors[0]
         raise OSError(f"Cannot read {where!r}: {reason}; use --skip-errors to go on without it")
     result = featurizer.featurize(items)
-    errors = result.errors
+    errors = dict(result.errors)
     ok = [i for i in range(len(items)) if i not in errors]
+    ok = _drop_non_finite(ok, result.features[ok], errors, items,
+                          "the encoder gave non-finite features", args.skip_errors)
     classes = [c.item() if hasattr(c, "item") else c for c in head.classes_]
     names = dict(zip(classes, _label_names(classes)))
     fake_name = names[classes[_fake_column(classes)]]
     other_name = "/".join(n for n in names.values() if n != fake_name) or "other"
     proba = labels = p_real = None
     source = "no image scored"
+    if ok and has_proba:
+        # A score that is not a number is an error for that image, never a label.
+        proba = head.predict_proba(result.features[ok])[:, _fake_column(classes)]
+        kept = _drop_non_finite(ok, proba, errors, items,
+                                "the detector gave a non-finite score", args.skip_errors)
+        proba = proba[[i in set(kept) for i in ok]]
+        ok = kept
+    scored = {}  # input position -> row of proba, p_real and labels
     if ok:
         features = result.features[ok]
-        if has_proba:
-            proba = head.predict_proba(features)[:, _fake_column(classes)]
         predicted, p_real, source = _decision(
             head, calibrated, features, proba, args.threshold
         )
         labels = [names[c.item() if hasattr(c, "item") else c] for c in predicted]
-
-    rows, scored = [], dict(zip(ok, range(len(ok))))
+        scored = {i: j for j, i in enumerate(ok)}
+        if p_real is not None:
+            kept = _drop_non_finite(ok, p_real, errors, items,
+                                    "the detector gave a non-finite p-value",
+                                    args.skip_errors)
+            scored = {i: scored[i] for i in kept}
+        ok = list(scored)
+    rows = []
     for i, path in enumerate(items):
         row = {"path": os.fspath(path), "prob_fake": None, "p_real": None,
                "label": None, "encoder": encoder, "error": None}

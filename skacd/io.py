@@ -19,15 +19,19 @@ modules are rebuilt from their JSON configuration and must match the stored
 tensors exactly.
 """
 
+import hashlib
 import importlib.metadata
 import json
+import math
 import numbers
 import os
 import platform
 import re
+import stat
 import tempfile
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
 import torch
@@ -43,7 +47,23 @@ FORMAT_VERSION = 1
 _MANIFEST = "manifest.json"
 _TENSORS = "tensors.safetensors"
 _MAX_MANIFEST_BYTES = 16 * 2**20
-_MAX_TENSOR_BYTES = 8 * 2**30
+#: The most bytes of tensors a detector file may hold (its heads, attribution
+#: spaces and scalers; the encoder weights are never stored). A real detector
+#: holds a few MB.
+_MAX_TENSOR_BYTES = 1 * 2**30
+_MAX_SAFETENSORS_HEADER = 16 * 2**20
+# Bounds on what a manifest may declare, far above what a real detector has.
+_MAX_DEPTH = 32  # nesting of lists, dicts and estimator nodes
+_MAX_STRING_ARRAY_BYTES = 64 * 2**20  # an array of strings (classes_, names)
+_MAX_STRING_WIDTH = 4096  # characters per entry of such an array
+_MAX_MODULE_LAYERS = 64  # hidden_layer_sizes entries of a torch module
+_MAX_MODULE_WIDTH = 2**20  # any size in a torch module's configuration
+#: Stored float tensors (weights, scalers, thresholds) must be finite and at
+#: most this large in absolute value; larger weights only make NaN scores.
+MAX_ABS_WEIGHT = 1e30
+# Run-time settings: not part of a detector. A file's value is kept only if it
+# is harmless here (in the tuple); anything else is reset to the default.
+_RUNTIME_PARAMS = {"num_workers": ("auto", ("auto", 0))}
 
 # Parameters that describe the machine a detector was fitted on rather than the
 # detector: they are written as None, and listed under "not_saved".
@@ -361,11 +381,45 @@ def _encoder_identity(estimator):
                 weights = identity["checkpoint_path"]
             if weights is not None and os.path.isfile(weights):
                 identity["weights_file_size"] = os.path.getsize(weights)
+                identity["weights_file_sha256"] = _file_sha256(weights)
             identity["spec"] = to_spec(step)
             # What the featurizer was fitted with; load() compares it with now.
             identity["preprocessing"] = getattr(step, "preprocessing_", None)
             return identity
     return None
+
+
+def _file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_weights_file(manifest, path):
+    """Refuse an encoder weights file that is not the one the detector was saved
+    with (same path, other content): its features would be scored silently."""
+    identity = manifest.get("encoder")
+    if not isinstance(identity, dict):
+        return
+    weights = identity.get("checkpoint_path") or identity.get("pretrained")
+    if not isinstance(weights, str) or not os.path.isfile(weights):
+        return  # an open_clip tag, or weights this machine keeps elsewhere
+    size, digest = identity.get("weights_file_size"), identity.get("weights_file_sha256")
+    if isinstance(size, int) and os.path.getsize(weights) != size:
+        raise DetectorFileError(
+            f"{path!r}: the encoder weights file {weights!r} is "
+            f"{os.path.getsize(weights)} bytes; the detector was saved with {size}. "
+            "Pass the original weights file (the featurizer's pretrained or "
+            "checkpoint_path) or refit the detector."
+        )
+    if isinstance(digest, str) and _file_sha256(weights) != digest:
+        raise DetectorFileError(
+            f"{path!r}: the encoder weights file {weights!r} has changed since the "
+            f"detector was saved (SHA-256 {digest[:12]}... expected). Pass the "
+            "original weights file or refit the detector."
+        )
 
 
 def _check_preprocessing(estimator, path):
@@ -521,8 +575,78 @@ def _describe_non_detector(path, head, zf_names):
     return "it is not a zip archive; detector files are written by skacd.save."
 
 
+def _file_kind(mode):
+    """What a non-regular file is, for messages."""
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _check_safetensors_header(data, path):
+    """Refuse a tensors member whose header is malformed, repeats a key or
+    declares more bytes than the member holds (checked before any tensor is
+    built)."""
+
+    def refuse(reason):
+        return DetectorFileError(
+            f"{path!r}: {_TENSORS} is not a valid safetensors file ({reason})."
+        )
+
+    if len(data) < 8:
+        raise refuse(f"truncated to {len(data)} bytes")
+    size = int.from_bytes(data[:8], "little")
+    if size > min(_MAX_SAFETENSORS_HEADER, len(data) - 8):
+        raise refuse(
+            f"it declares a {size}-byte header, more than the member holds or the "
+            f"{_MAX_SAFETENSORS_HEADER}-byte limit"
+        )
+    try:
+        header = json.loads(
+            data[8 : 8 + size].decode("utf-8"),
+            parse_constant=_reject_constant,
+            object_pairs_hook=_no_duplicates,
+        )
+    except RecursionError:
+        raise refuse("its header is nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise refuse(f"malformed header: {exc}") from None
+    if not isinstance(header, dict):
+        raise refuse("malformed header")
+    end = 0
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) and o >= 0 for o in offsets)
+        ):
+            raise refuse(f"malformed entry for the tensor {key!r}")
+        end = max(end, offsets[1])
+    if end > len(data) - 8 - size:
+        raise refuse(
+            f"it declares {end} bytes of tensors but holds {len(data) - 8 - size}"
+        )
+
+
 def _read_member(zf, name, limit, path):
     info = zf.getinfo(name)
+    if name == _TENSORS and info.compress_type != zipfile.ZIP_STORED:
+        # skacd.save stores the tensors uncompressed: a compressed member could
+        # declare gigabytes that only decompression would reveal.
+        raise DetectorFileError(
+            f"{path!r}: {name} is compressed (zip method {info.compress_type}); "
+            "skacd.save stores it uncompressed, and a compressed one is refused "
+            "before it is decompressed."
+        )
     if info.file_size > limit:
         raise DetectorFileError(
             f"{path!r}: {name} is {info.file_size} bytes, over the {limit}-byte limit."
@@ -540,6 +664,16 @@ def _open(path):
     if os.path.isdir(path):
         raise DetectorFileError(f"{path!r} is a directory, not a skacd detector file.")
     try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No such detector file: {path!r}") from None
+    if not stat.S_ISREG(mode):
+        # A FIFO would block forever, a device never ends.
+        raise DetectorFileError(
+            f"{path!r} is not a regular file ({_file_kind(mode)}), so not a skacd "
+            "detector file."
+        )
+    try:
         with open(path, "rb") as fh:
             head = fh.read(8)
     except FileNotFoundError:
@@ -552,6 +686,13 @@ def _open(path):
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise DetectorFileError(
+                    f"{path!r} is damaged or crafted: the zip archive holds "
+                    f"{', '.join(repeated)} more than once (other tools may read "
+                    "another copy than skacd)."
+                )
             if _MANIFEST not in names:
                 raise DetectorFileError(
                     f"{path!r} is not a skacd detector file: "
@@ -561,16 +702,29 @@ def _open(path):
             tensor_bytes = None
             if _TENSORS in names:
                 tensor_bytes = _read_member(zf, _TENSORS, _MAX_TENSOR_BYTES, path)
+    except DetectorFileError:
+        raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
         raise DetectorFileError(f"{path!r} is damaged: {exc}") from None
+    except (zlib.error, RuntimeError, NotImplementedError, ValueError) as exc:
+        # A corrupt deflate stream, an encrypted member, an unknown compression
+        # method: the archive cannot be read as skacd.save writes it.
+        kind = "zlib.error" if isinstance(exc, zlib.error) else type(exc).__name__
+        raise DetectorFileError(
+            f"{path!r} is damaged or not written by skacd.save: {kind}: {exc}"
+        ) from None
     try:
         manifest = json.loads(
             manifest_bytes.decode("utf-8"),
             parse_constant=_reject_constant,
             object_pairs_hook=_no_duplicates,
         )
+    except RecursionError:
+        raise DetectorFileError(
+            f"{path!r}: {_MANIFEST} is nested too deeply to be a detector manifest."
+        ) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise DetectorFileError(f"{path!r}: {_MANIFEST} is not valid JSON ({exc}).") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
@@ -586,7 +740,10 @@ def _open(path):
     if version > FORMAT_VERSION:
         from . import __version__
 
-        written_by = (manifest.get("created_with") or {}).get("skacd", "a newer skacd")
+        created_with = manifest.get("created_with")
+        written_by = "a newer skacd"
+        if isinstance(created_with, dict) and isinstance(created_with.get("skacd"), str):
+            written_by = created_with["skacd"][:40]
         raise DetectorFileError(
             f"{path!r} was written in skacd detector format version {version} (by "
             f"skacd {written_by}); this skacd {__version__} reads format version "
@@ -619,6 +776,67 @@ def read_manifest(path):
     return manifest
 
 
+def _check_finite(tensors, path):
+    """Refuse NaN, infinite or absurdly large stored floats: they only make NaN
+    scores, which would otherwise come out as labels."""
+    for key, tensor in tensors.items():
+        if not tensor.is_floating_point() or tensor.numel() == 0:
+            continue
+        values = tensor.float()
+        if not bool(torch.isfinite(values).all()):
+            raise DetectorFileError(
+                f"{path!r}: the stored tensor {key!r} holds NaN or infinite values; "
+                "a fitted detector has finite weights."
+            )
+        peak = float(values.abs().max())
+        if peak > MAX_ABS_WEIGHT:
+            raise DetectorFileError(
+                f"{path!r}: the stored tensor {key!r} holds a value of magnitude "
+                f"{peak:.3g}, over the {MAX_ABS_WEIGHT:g} limit "
+                "(skacd.io.MAX_ABS_WEIGHT); a fitted detector has no such weights."
+            )
+
+
+def _estimators(estimator, depth=0):
+    """``estimator`` and every estimator nested in it (steps, parameters)."""
+    yield estimator
+    if depth > _MAX_DEPTH:  # pragma: no cover - the reader bounds the depth
+        return
+    children = [s for _, s in getattr(estimator, "steps", [])]
+    for name, value in vars(estimator).items():
+        if name == "steps":
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if isinstance(v, tuple) and len(v) == 2:
+                v = v[1]  # (name, estimator) pairs of a StackingClassifier
+            children.append(v)
+    for child in children:
+        if type(child) in _allowed_classes().values():
+            yield from _estimators(child, depth + 1)
+
+
+def _check_fitted_state(estimator, reader):
+    """Refuse fitted state that would fail (or mislead) only at predict time."""
+    for est in _estimators(estimator):
+        label = type(est).__name__
+        for name in getattr(type(est), "_torch_modules", ()):
+            if f"{name}_config_" in vars(est) and f"{name}_" not in vars(est):
+                raise reader.error(f"{label}.{name}_ is missing.")
+        if "classes_" not in vars(est):
+            continue
+        classes = np.asarray(est.classes_)
+        if classes.ndim != 1 or classes.size < 2 or classes.size > 2**16:
+            raise reader.error(
+                f"{label}.classes_ must list between 2 and 65536 classes; got shape "
+                f"{classes.shape}."
+            )
+        if classes.dtype.kind == "f" and not np.isfinite(classes).all():
+            raise reader.error(f"{label}.classes_ holds NaN or infinite values.")
+        if classes.dtype.kind not in "biufUO" or len(set(classes.tolist())) != len(classes):
+            raise reader.error(f"{label}.classes_ must be distinct numbers or strings.")
+
+
 class _Reader:
     def __init__(self, path, tensors):
         self.path = path
@@ -636,23 +854,27 @@ class _Reader:
         self.used.add(key)
         return self.tensors[key]
 
-    def decode(self, value, where):
+    def decode(self, value, where, depth=0):
         if value is None or isinstance(value, (bool, int, float, str)):
             return value
+        if depth > _MAX_DEPTH:
+            raise self.error(
+                f"{where} is nested more than {_MAX_DEPTH} levels deep; no detector is."
+            )
         if isinstance(value, list):
-            return [self.decode(v, where) for v in value]
+            return [self.decode(v, where, depth + 1) for v in value]
         if not isinstance(value, dict):
             raise self.error(f"unexpected value for {where}.")
         tags = [k for k in value if k.startswith("__")]
         if not tags:
-            return {k: self.decode(v, where) for k, v in value.items()}
+            return {k: self.decode(v, where, depth + 1) for k, v in value.items()}
         if len(value) != 1 or tags[0] not in _TAGS:
             raise self.error(f"unknown tag {tags} for {where}.")
         tag, body = tags[0], value[tags[0]]
         if tag == "__tuple__":
             if not isinstance(body, list):
                 raise self.error(f"malformed tuple for {where}.")
-            return tuple(self.decode(v, where) for v in body)
+            return tuple(self.decode(v, where, depth + 1) for v in body)
         if tag == "__float__":
             if body not in ("nan", "inf", "-inf"):
                 raise self.error(f"malformed float {body!r} for {where}.")
@@ -660,25 +882,38 @@ class _Reader:
         if tag == "__tensor__":
             return self.tensor(body).numpy().copy()
         if tag == "__estimator__":
-            return self.node(body, where)
+            return self.node(body, where, depth + 1)
         if tag == "__ndarray__":
             if not isinstance(body, dict) or not isinstance(body.get("data"), list):
                 raise self.error(f"malformed array for {where}.")
             dtype = body.get("dtype")
             if not all(isinstance(v, str) for v in body["data"]):
                 raise self.error(f"malformed string array for {where}.")
+            width = max((len(v) for v in body["data"]), default=1)
+            if width > _MAX_STRING_WIDTH or 4 * width * len(body["data"]) > (
+                _MAX_STRING_ARRAY_BYTES
+            ):
+                raise self.error(
+                    f"the string array {where} would take {4 * width * len(body['data'])}"
+                    f" bytes ({len(body['data'])} entries of up to {width} characters); "
+                    f"the limit is {_MAX_STRING_ARRAY_BYTES} bytes and "
+                    f"{_MAX_STRING_WIDTH} characters per entry."
+                )
             if dtype == "object":
                 array = np.empty(len(body["data"]), dtype=object)
                 array[:] = body["data"]
             elif isinstance(dtype, str) and re.fullmatch(r"[<>|]U\d{1,6}", dtype):
-                array = np.asarray(body["data"], dtype=dtype)
+                # The declared width is not trusted: it could ask for gigabytes
+                # for short strings. The entries' own width holds them all.
+                array = np.asarray(body["data"], dtype=f"{dtype[0]}U{width}")
             else:
                 raise self.error(f"unsupported array dtype {dtype!r} for {where}.")
             shape = body.get("shape")
             if not (
                 isinstance(shape, list)
-                and all(isinstance(s, int) and s >= 0 for s in shape)
-                and int(np.prod(shape)) == array.size
+                and len(shape) <= _MAX_DEPTH
+                and all(isinstance(s, int) and 0 <= s <= array.size for s in shape)
+                and math.prod(shape) == array.size
             ):
                 raise self.error(f"malformed array shape for {where}.")
             return array.reshape(shape)
@@ -697,9 +932,35 @@ class _Reader:
         except ValueError as exc:
             raise self.error(f"invalid image transform for {where}: {exc}") from None
 
+    def check_runtime_params(self, params, label):
+        """Refuse machine-local settings; reset run-time ones to their default.
+
+        A detector file says what was fitted, not where this machine keeps
+        caches or how many processes it starts.
+        """
+        for name in _MACHINE_LOCAL_PARAMS:
+            if params.get(name) is not None:
+                raise self.error(
+                    f"{label}.{name}={params[name]!r}: a detector file cannot set "
+                    f"{name} ({_MACHINE_LOCAL_PARAMS[name]}); skacd.save writes it "
+                    "as None. Set it after loading if you want one."
+                )
+        for name, (default, kept) in _RUNTIME_PARAMS.items():
+            if name in params and params[name] not in kept:
+                params[name] = default
+
     def device(self, value, label, what):
         """``value`` with unavailable CUDA devices replaced by the CPU."""
-        if not isinstance(value, str) or not value.startswith("cuda"):
+        if value is None or (isinstance(value, torch.device)):
+            return value
+        if not isinstance(value, str) or not re.fullmatch(
+            r"auto|cpu|mps|cuda(:\d{1,2})?", value
+        ):
+            raise self.error(
+                f"{label}.{what}={value!r} is not a device skacd uses ('auto', "
+                "'cpu', 'cuda' or 'cuda:N')."
+            )
+        if not value.startswith("cuda"):
             return value
         if not torch.cuda.is_available():
             self.moved.append(f"{label}.{what}={value!r}")
@@ -710,7 +971,12 @@ class _Reader:
             return "cuda"
         return value
 
-    def node(self, node, where):
+    def node(self, node, where, depth=0):
+        if depth > _MAX_DEPTH:
+            raise self.error(
+                f"{where} nests estimators more than {_MAX_DEPTH} levels deep; no "
+                "detector does."
+            )
         if not isinstance(node, dict) or not isinstance(node.get("class"), str):
             raise self.error(f"malformed step at {where}.")
         class_name = node["class"]
@@ -725,7 +991,10 @@ class _Reader:
         raw_params = node.get("params", {})
         if not isinstance(raw_params, dict):
             raise self.error(f"malformed parameters of {label}.")
-        params = {k: self.decode(v, f"{label}.{k}") for k, v in raw_params.items()}
+        params = {
+            k: self.decode(v, f"{label}.{k}", depth + 1) for k, v in raw_params.items()
+        }
+        self.check_runtime_params(params, label)
         if "device" in params:
             params["device"] = self.device(params["device"], label, "device")
 
@@ -744,7 +1013,7 @@ class _Reader:
                 if sub is None or sub == "passthrough":
                     steps.append((name, sub))
                 else:
-                    steps.append((name, self.node(sub, f"step {name!r}")))
+                    steps.append((name, self.node(sub, f"step {name!r}", depth + 1)))
             params["steps"] = steps
         estimator = self.construct(cls, params, label)
         if cls.__name__ == "Pipeline":
@@ -757,7 +1026,7 @@ class _Reader:
         torch_modules = getattr(cls, "_torch_modules", ())
         for name, raw in fitted.items():
             self.check_attribute(cls, name, params, label)
-            value = self.decode(raw, f"{label}.{name}")
+            value = self.decode(raw, f"{label}.{name}", depth + 1)
             if name == "device_":
                 value = self.device(value, label, "device_")
             setattr(estimator, name, value)
@@ -810,6 +1079,16 @@ class _Reader:
             raise self.error(f"{label}.{name}_config_ is missing.")
         if not isinstance(prefix, str):
             raise self.error(f"malformed module entry for {label}.{name}_.")
+        for key, value in config.items():
+            values = value if isinstance(value, list) else [value]
+            if len(values) > _MAX_MODULE_LAYERS or any(
+                isinstance(v, int) and not 0 <= v <= _MAX_MODULE_WIDTH for v in values
+            ):
+                raise self.error(
+                    f"cannot rebuild {label}.{name}_: {name}_config_[{key!r}] is out of "
+                    f"bounds (at most {_MAX_MODULE_LAYERS} entries, sizes 0 to "
+                    f"{_MAX_MODULE_WIDTH})."
+                )
         state = {}
         for key in self.tensors:
             if key.startswith(prefix):
@@ -883,20 +1162,36 @@ def load(path):
 
     path = os.fspath(path)
     manifest, tensor_bytes = _open(path)
+    _check_weights_file(manifest, path)
     tensors = {}
     if tensor_bytes is not None:
+        _check_safetensors_header(tensor_bytes, path)
         try:
             tensors = safetensors.torch.load(tensor_bytes)
         except Exception as exc:
             raise DetectorFileError(
                 f"{path!r}: {_TENSORS} is not a valid safetensors file ({exc})."
             ) from None
+        del tensor_bytes
+        _check_finite(tensors, path)
     reader = _Reader(path, tensors)
     try:
         estimator = reader.node(manifest.get("estimator"), "the estimator")
+        _check_fitted_state(estimator, reader)
     except DetectorFileError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except RecursionError:
+        raise DetectorFileError(
+            f"{path!r}: {_MANIFEST} is nested too deeply to be a detector manifest."
+        ) from None
+    except MemoryError:
+        raise DetectorFileError(
+            f"{path!r}: {_MANIFEST} declares more data than this machine can hold; "
+            "no real detector does."
+        ) from None
+    except Exception as exc:
+        # Whatever else a crafted value makes an estimator raise while it is
+        # rebuilt (IndexError, KeyError, RuntimeError, ...).
         raise DetectorFileError(f"{path!r}: malformed {_MANIFEST} ({exc!r}).") from None
     unused = sorted(set(tensors) - reader.used)
     if unused:

@@ -246,14 +246,14 @@ def test_unreadable_file(tmp_path, monkeypatch, good):
     good_paths, reference = good
     path = tmp_path / "secret.png"
     Image.fromarray(random_rgb(10)).save(path)
-    real_open = open
+    real_open = os.open
 
     def guarded_open(file, *args, **kwargs):
         if os.fspath(file) == str(path):
             raise PermissionError(13, "Permission denied", os.fspath(file))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(_images, "open", guarded_open, raising=False)
+    monkeypatch.setattr(_images.os, "open", guarded_open)
     with pytest.raises(ImageLoadError, match=r"secret.png': permission denied$"):
         tiny().featurize([str(path)])
     result = tiny(on_error="skip").featurize([good_paths[0], str(path), *good_paths[1:]])

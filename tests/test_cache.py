@@ -3,9 +3,11 @@
 import contextlib
 import copy
 import errno
+import hashlib
 import multiprocessing
 import os
 import pickle
+import stat
 import struct
 import time
 import warnings
@@ -98,9 +100,9 @@ def test_directory_created_lazily_and_layout(tmp_path):
     cache.put(key, np.ones(3))
     assert cache.directory == str(directory)
     assert _all_files(directory) == sorted(
-        ["CACHE_VERSION", os.path.join(key[:2], key + ".skf")]
+        ["CACHE_SECRET", "CACHE_VERSION", os.path.join(key[:2], key + ".skf")]
     )
-    assert (directory / "CACHE_VERSION").read_text() == "skacd FeatureCache format 1\n"
+    assert (directory / "CACHE_VERSION").read_text() == "skacd FeatureCache format 2\n"
     # header (32 bytes) + 3 float32
     assert os.path.getsize(_entry_path(cache, key)) == 32 + 3 * 4
 
@@ -289,7 +291,7 @@ def test_other_format_version_is_a_miss_left_in_place(tmp_path):
     path = _entry_path(cache, key)
     with open(path, "r+b") as f:
         f.seek(4)
-        f.write(bytes([2]))
+        f.write(bytes([9]))  # a future format version
     assert cache.get(key) is None
     assert cache.stats["corrupt"] == 0
     assert os.path.exists(path)
@@ -309,6 +311,7 @@ def test_verbose_reports_corrupt_entries(tmp_path, capsys):
 
 def test_unreadable_entry_is_a_miss_with_one_warning(tmp_path):
     cache = FeatureCache(tmp_path)
+    cache.put(_key(9), [0.0])  # creates the cache and its secret
     keys = [_key(0), _key(1)]
     for key in keys:
         os.makedirs(_entry_path(cache, key))  # open() fails: a directory
@@ -476,7 +479,7 @@ def test_write_failure_warns_once_and_keeps_going(tmp_path, monkeypatch):
     assert cache.stats["write_errors"] == 4 and cache.stats["writes"] == 1
     # No temporary file is left behind and earlier entries still read.
     assert _all_files(tmp_path) == sorted(
-        ["CACHE_VERSION", os.path.join(_key(0)[:2], _key(0) + ".skf")]
+        ["CACHE_SECRET", "CACHE_VERSION", os.path.join(_key(0)[:2], _key(0) + ".skf")]
     )
     np.testing.assert_array_equal(cache.get(_key(0)), [1.0])
     assert cache.get(_key(1)) is None
@@ -612,3 +615,60 @@ def test_concurrent_writers_and_reader(tmp_path):
         got = FeatureCache(tmp_path).get(key)
         np.testing.assert_array_equal(_bits(got), _bits(vector))
     assert not [f for f in _all_files(tmp_path) if ".tmp-" in f]
+
+
+# ------------------------------------------------------ trust boundary (issue 13)
+
+
+def test_entries_are_keyed_with_a_private_secret(tmp_path):
+    cache = FeatureCache(tmp_path)
+    a, b = _key(0), _key(1)
+    cache.put_many([a, b], np.array([[1.0, 2.0], [3.0, 4.0]]))
+    secret = tmp_path / "CACHE_SECRET"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert len(bytes.fromhex(secret.read_text().strip())) == 32
+    # Someone who can write the cache but not read the secret copies B's entry
+    # over A's with A's header: an unkeyed checksum would accept it.
+    path_a, path_b = _entry_path(cache, a), _entry_path(cache, b)
+    forged = bytearray(open(path_b, "rb").read())
+    forged[16:32] = hashlib.blake2b(
+        bytes(forged[:16]) + a.encode() + bytes(forged[32:]), digest_size=16,
+        person=b"skacd-cache").digest()
+    open(path_a, "wb").write(bytes(forged))
+    fresh = FeatureCache(tmp_path)
+    with pytest.warns(UserWarning, match=r"removed the bad entry .*" + a[:12]
+                      + r".*checksum mismatch \(damaged, or not written by this cache\)"):
+        assert fresh.get(a) is None
+    np.testing.assert_array_equal(fresh.get(b), [3.0, 4.0])
+    assert not os.path.exists(path_a)  # removed; the next put stores it again
+
+
+def test_fifo_and_device_entries_are_bad_entries_not_hangs(tmp_path):
+    cache = FeatureCache(tmp_path)
+    cache.put(_key(9), [0.0])
+    fifo, device = _entry_path(cache, _key(0)), _entry_path(cache, _key(1))
+    os.makedirs(os.path.dirname(fifo), exist_ok=True)
+    os.makedirs(os.path.dirname(device), exist_ok=True)
+    os.mkfifo(fifo)
+    os.symlink("/dev/zero", device)
+    with pytest.warns(UserWarning, match="not a regular file"):
+        assert cache.get_many([_key(0), _key(1)]) == [None, None]
+    assert cache.stats["corrupt"] == 2
+    assert not os.path.lexists(fifo) and not os.path.lexists(device)
+
+
+def test_a_nan_entry_is_recomputed_by_the_featurizer(tmp_path, tiny_clip):
+    from skacd import CLIPFeaturizer
+
+    rng = np.random.default_rng(0)
+    X = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2)]
+    featurizer = CLIPFeaturizer("skacd-tiny-ViT", pretrained=None, device="cpu",
+                                num_workers=0, cache=str(tmp_path))
+    reference = featurizer.fit_transform(X)
+    cache = FeatureCache(tmp_path)
+    (path,) = [p for p in cache._entry_paths()][:1]
+    key = os.path.basename(path)[: -len(".skf")]
+    cache.put(key, np.full(reference.shape[1], np.nan))  # a valid, keyed NaN entry
+    result = featurizer.featurize(X)
+    assert result.n_cached == 1
+    np.testing.assert_allclose(result.features, reference, rtol=1e-5, atol=1e-6)

@@ -172,7 +172,7 @@ def test_skip_errors_lists_bad_images(fitted, tmp_path, capsys):
     rows = {Path(r["path"]).name: r for r in read_csv(out)}
     assert set(rows) == {"empty.png", "good.png", "notes.jpg", "missing.png"}
     assert rows["empty.png"]["error"] == "the file is empty (0 bytes)"
-    assert rows["notes.jpg"]["error"] == "not a recognised image format"
+    assert rows["notes.jpg"]["error"].startswith("not a recognised image format (skacd reads")
     assert rows["missing.png"]["error"] == "no such file"
     for name in ("empty.png", "notes.jpg", "missing.png"):
         assert rows[name]["prob_fake"] == "" and rows[name]["label"] == ""

@@ -38,11 +38,16 @@ def test_random_init_is_seeded_across_instances_and_pickling(tiny_clip, image_fo
     assert_array_equal(restored.transform(paths[:6]), first)
 
 
-def test_encoder_not_pickled_and_loaded_once(tiny_clip, image_folder):
+def test_encoder_not_pickled_and_loaded_once(tiny_clip, image_folder, monkeypatch):
+    from collections import OrderedDict
+
     from skacd.featurizers import _base
 
+    # Other tests' encoders (other precisions, layers) may still be cached.
+    monkeypatch.setattr(_base, "_ENCODER_CACHE", OrderedDict())
     _, paths, _, _ = image_folder
     tiny_clip.fit_transform(paths[:2])
+    clone(tiny_clip).fit_transform(paths[:2])
     payload = pickle.dumps(tiny_clip)
     assert len(payload) < 5_000  # parameters only, no weights
     loaded = [key for key in _base._ENCODER_CACHE if key[1][0] == "skacd-tiny-ViT"]

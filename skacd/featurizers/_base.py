@@ -6,6 +6,7 @@ everything about images and batches lives here, once.
 
 import contextlib
 import os
+import sys
 import warnings
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +41,36 @@ CPU_ONLY_PRECISIONS = {"int8", "onnx-float32", "onnx-int8"}
 # Loaded encoders, shared by clones of one featurizer (GridSearchCV clones the
 # pipeline for every candidate and fold; reloading CLIP each time would dominate).
 _ENCODER_CACHE = OrderedDict()
-_ENCODER_CACHE_SIZE = 2
+#: The memory the loaded encoders kept for reuse may take, in bytes (4 GiB):
+#: the least recently used ones are dropped beyond it, the one in use never.
+#: Set ``skacd.featurizers.ENCODER_CACHE_BYTES`` to change it; with
+#: ``verbose >= 1`` a featurizer says when it reloads a dropped encoder.
+ENCODER_CACHE_BYTES = 4 * 2**30
+_EVICTED = set()  # keys of encoders dropped from the cache, to report reloads
+
+
+def _encoder_cache_budget():
+    package = sys.modules.get("skacd.featurizers")
+    return getattr(package, "ENCODER_CACHE_BYTES", ENCODER_CACHE_BYTES)
+
+
+def encoder_nbytes(encoder):
+    """The memory an encoder's weights take: its tensors, and ONNX models."""
+    total, seen = 0, set()
+    for tensor in list(encoder.module.state_dict().values()):
+        if isinstance(tensor, torch.Tensor) and tensor.data_ptr() not in seen:
+            seen.add(tensor.data_ptr())
+            total += tensor.numel() * tensor.element_size()
+    for sub in encoder.module.modules():
+        total += getattr(sub, "model_size", 0)  # OnnxModule: its model bytes
+        packed = getattr(sub, "_packed_params", None)  # dynamic int8 Linear
+        if packed is not None and hasattr(sub, "weight"):
+            try:
+                weight = sub.weight()
+                total += weight.numel() * weight.element_size()
+            except Exception:  # pragma: no cover - another packing
+                pass
+    return total
 
 
 @dataclass
@@ -61,6 +91,8 @@ class Encoder:
     #: Column names when the encoder reads intermediate layers (``layers``),
     #: else None (columns are then named ``<classname><i>``).
     feature_names: list = None
+    #: Bytes the weights take (see :func:`encoder_nbytes`), for the cache budget.
+    nbytes: int = 0
 
     @property
     def embedding_columns(self):
@@ -436,7 +468,11 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
             hits = cache.get_many([keys[i] for i in pending])
             still = []
             for i, vector in zip(pending, hits):
-                if vector is not None and vector.shape == (encoder.embed_dim,):
+                if (
+                    vector is not None
+                    and vector.shape == (encoder.embed_dim,)
+                    and np.isfinite(vector).all()  # never a NaN score from the cache
+                ):
                     features[i] = vector
                     n_cached += 1
                 else:
@@ -474,6 +510,14 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         key += (readout_key,)
         encoder = _ENCODER_CACHE.get(key)
         if encoder is None:
+            if key in _EVICTED and self.verbose:
+                print(
+                    f"[{type(self).__name__}] reloading the encoder {key[1]!r} "
+                    f"({precision}, {device}): it was dropped from the encoder cache "
+                    f"(skacd.featurizers.ENCODER_CACHE_BYTES={_encoder_cache_budget()}"
+                    "); raise it to keep more encoders loaded.",
+                    file=sys.stderr,
+                )
             encoder = self._create_encoder(device, precision)
             encoder.module.eval().requires_grad_(False)
             encoder.pixel_stage = _PixelStage.from_preprocess(encoder.preprocess)
@@ -487,11 +531,16 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
                 layers, embedding = readout
                 encoder.identity["layers"] = layers + ([EMBEDDING] if embedding else [])
                 encoder.identity["pooling"] = self.pooling
+            encoder.nbytes = encoder_nbytes(encoder)
             _ENCODER_CACHE[key] = encoder
-            while len(_ENCODER_CACHE) > _ENCODER_CACHE_SIZE:
-                _ENCODER_CACHE.popitem(last=False)
         else:
             _ENCODER_CACHE.move_to_end(key)
+        budget = _encoder_cache_budget()
+        while len(_ENCODER_CACHE) > 1 and sum(
+            e.nbytes for e in _ENCODER_CACHE.values()
+        ) > budget:
+            evicted, _ = _ENCODER_CACHE.popitem(last=False)  # least recently used
+            _EVICTED.add(evicted)
         return encoder
 
     def _feature_cache(self):

@@ -3,6 +3,7 @@
 import contextlib
 import logging
 import os
+import pickle
 import warnings
 
 import torch
@@ -419,6 +420,14 @@ class CLIPFeaturizer(BaseFeaturizer):
                 )
         except WeightsUnavailableError:
             raise
+        except pickle.UnpicklingError as exc:
+            # torch.load(weights_only=True) refused a file holding more than
+            # tensors: it is never unpickled.
+            raise ValueError(
+                f"pretrained={self.pretrained!r} holds Python objects other than "
+                "weights, which skacd never unpickles (torch.load weights_only "
+                f"refused it: {str(exc).splitlines()[-1][:200]})."
+            ) from None
         except (FileNotFoundError, RuntimeError) as exc:
             if weights is None:
                 raise
