@@ -108,3 +108,86 @@ def test_plain_encoders_are_the_prefixless_specs():
     assert sorted(_PLAIN_ENCODERS) == sorted(_LITE)
     for spec in _PLAIN_ENCODERS:
         parse_spec(spec)  # valid, so the parser may accept them unchecked
+
+
+# -- progress ----------------------------------------------------------------
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_progress_off_a_terminal_writes_occasional_plain_lines():
+    from skacd._progress import PlainProgress
+
+    stream, clock = io.StringIO(), _Clock()
+    report = PlainProgress(1000, "Featurizer", "img", file=stream, interval=10,
+                           clock=clock)
+    for _ in range(100):  # 100 updates within 9.9 s: nothing yet
+        clock.now += 0.099
+        report.update(1)
+    assert stream.getvalue() == ""
+    clock.now += 0.2
+    report.update(1)
+    report.set_postfix(failed=2)
+    for _ in range(5):  # within the next 10 s: still the one line
+        clock.now += 1
+        report.update(10)
+    clock.now += 6
+    report.update(10)
+    report.close()
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue()
+    assert lines == [
+        "Featurizer: 101/1000 img (10%), 10 s elapsed",
+        "Featurizer: 161/1000 img (16%), 21 s elapsed, failed=2",
+        "Featurizer: 161/1000 img (16%), 21 s elapsed, failed=2",
+    ]
+
+
+def test_progress_short_run_off_a_terminal_writes_nothing():
+    from skacd._progress import PlainProgress, progress
+
+    stream = io.StringIO()
+    report = progress(10, "fit", "epoch", file=stream, mininterval=0.5)
+    assert isinstance(report, PlainProgress)
+    for _ in range(10):
+        report.update(1)
+    report.close()
+    assert stream.getvalue() == ""
+
+
+def test_progress_on_a_terminal_is_tqdm():
+    from tqdm import tqdm
+
+    from skacd._progress import progress
+
+    stream = _Terminal()
+    report = progress(3, "fit", "epoch", file=stream, mininterval=0)
+    assert isinstance(report, tqdm)
+    report.update(3)
+    report.close()
+    assert "fit" in stream.getvalue() and "3/3" in stream.getvalue()
+
+
+def test_featurizer_progress_in_a_log_is_plain_lines(tiny_clip, image_folder,
+                                                     monkeypatch, capsys):
+    import skacd._progress
+
+    _, paths, _, _ = image_folder
+    monkeypatch.setattr(skacd._progress, "PLAIN_INTERVAL", 0.0)
+    tiny_clip.set_params(verbose=1).fit_transform(paths[:16])
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if line.startswith("CLIPFeaturizer:")]
+    assert lines[0].startswith("CLIPFeaturizer: 8/16 img (50%)")
+    assert lines[-1].startswith("CLIPFeaturizer: 16/16 img (100%)")

@@ -639,11 +639,9 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         pixel_stage = encoder.pixel_stage
         progress = None
         if self.verbose:
-            from tqdm.auto import tqdm
+            from .._progress import progress as _progress
 
-            progress = tqdm(
-                total=len(positions), desc=type(self).__name__, unit="img"
-            )
+            progress = _progress(len(positions), type(self).__name__, "img")
         forward = encoder.forward or encoder.module
         autocast = self._autocast(device)
         cuda = device.type == "cuda"
