@@ -423,7 +423,10 @@ def _cmd_fit(args):
     _check_writable(args.output, "the detector file")
     verbose = 0 if args.quiet else 1
     featurizer = _fit_featurizer(args)
-    data = load_image_folder(args.data if len(args.data) > 1 else args.data[0], layout=args.layout)
+    data = load_image_folder(
+        args.data if len(args.data) > 1 else args.data[0], layout=args.layout,
+        follow_symlinks=args.follow_symlinks,
+    )
     paths, y = list(data.paths), np.asarray(data.target)
     n_real, n_fake = int((y == 0).sum()), int((y == 1).sum())
     if not args.quiet:
@@ -1045,6 +1048,9 @@ def build_parser():
     )
     fit.add_argument("--data", required=True, nargs="+", metavar="DIR",
                      help="labelled image folder(s)")
+    fit.add_argument("--follow-symlinks", action="store_true",
+                     help="follow symbolic links that point outside the --data "
+                          "folders (default: such a link is an error naming it)")
     fit.add_argument("--layout", default="auto",
                      choices=["auto", "forensynths", "genimage", "real_fake"],
                      help="folder layout (default: detect)")

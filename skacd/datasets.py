@@ -63,25 +63,44 @@ def _has_class_dirs(path, layout):
     return _holds_any(path, _CLASS_DIRS[layout])
 
 
-def _list_images(class_dir, other_files):
+def _inside(path, root):
+    return os.path.commonpath([os.path.realpath(path), root]) == root
+
+
+def _list_images(class_dir, other_files, root=None, outside=None):
     """Sorted relative paths of the images found recursively in ``class_dir``.
 
     Non-image files are appended to ``other_files``. Symbolic links to folders are
-    followed, each real folder once.
+    followed, each real folder once. With ``root`` (a real path), links whose
+    target lies outside it are not followed: they are appended to ``outside``.
     """
     images = []
     seen = set()
+
+    def escapes(path):
+        if root is None or not os.path.islink(path) or _inside(path, root):
+            return False
+        outside.append(f"{path} -> {os.path.realpath(path)}")
+        return True
+
+    if escapes(class_dir.rstrip(os.sep)):
+        return images
     for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen:
             dirnames[:] = []
             continue
         seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not _is_ignored(d))
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if not _is_ignored(d) and not escapes(os.path.join(dirpath, d))
+        )
         for name in sorted(filenames):
             if _is_ignored(name):
                 continue
             path = os.path.join(dirpath, name)
+            if escapes(path):
+                continue
             if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
                 images.append(path)
             else:
@@ -205,10 +224,12 @@ def _format_paths(paths):
         "layout": [StrOptions({"auto", "forensynths", "genimage", "real_fake"})],
         "split": [StrOptions(set(_GENIMAGE_SPLITS)), None],
         "on_other_files": [StrOptions({"raise", "ignore"})],
+        "follow_symlinks": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
-def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise"):
+def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise",
+                      follow_symlinks=False):
     """Load the file paths, labels and groups of a folder of real and fake images.
 
     Only the folder tree is read: no image is opened. Feed ``paths`` to a
@@ -252,6 +273,11 @@ def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise"
         ``split`` array telling them apart (they share the generator's group).
         Passing a split with another layout raises a ``ValueError``.
 
+    follow_symlinks : bool, default=False
+        Whether to follow symbolic links whose target lies outside the root
+        they are found in. By default such a link is an error naming it (a
+        link to ``/`` would otherwise list every image on the machine); links
+        inside the root are always followed.
     on_other_files : {"raise", "ignore"}, default="raise"
         What to do with files that are not images inside the class folders,
         and with folders that fit nowhere in the layout: a sub-folder of
@@ -292,7 +318,8 @@ def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise"
     ValueError
         If the layout cannot be detected or is not followed, a class folder
         holds no image, non-image files are found with
-        ``on_other_files="raise"``, or two roots share image files.
+        ``on_other_files="raise"``, two roots share image files, or a
+        symbolic link points outside its root with ``follow_symlinks=False``.
 
     See Also
     --------
@@ -305,7 +332,8 @@ def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise"
     -----
     Images are files ending in ``.jpg``, ``.jpeg``, ``.png``, ``.bmp``,
     ``.webp``, ``.gif``, ``.tif`` or ``.tiff``, in any letter case, found
-    recursively inside the class folders. Symbolic links are followed.
+    recursively inside the class folders. Symbolic links are followed inside
+    each root, and outside it only with ``follow_symlinks=True``.
 
     Group names. With one root, a group is named after its folder, such as
     ``"cyclegan"``. With several roots, a group is named by its folder's path
@@ -367,7 +395,7 @@ def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise"
     if len(roots) > 1:
         base = os.path.commonpath([os.path.dirname(r) for r in abs_roots])
     paths, targets, groups, splits, layouts = [], [], [], [], []
-    other_files, empty, no_class = [], [], []
+    other_files, empty, no_class, outside = [], [], [], []
     for r, abs_r in zip(roots, abs_roots):
         if layout == "auto":
             root_layout, root_is_group = _detect_layout(r)
@@ -400,7 +428,12 @@ def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise"
             if not class_folders:
                 no_class.append(group_dir)
             for class_dir, target, split_name in class_folders:
-                images = _list_images(class_dir, other_files)
+                images = _list_images(
+                    class_dir,
+                    other_files,
+                    root=None if follow_symlinks else os.path.realpath(r),
+                    outside=outside,
+                )
                 if not images:
                     empty.append(class_dir)
                 order = split_name or ""
@@ -416,6 +449,12 @@ def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise"
             groups.append(name)
             splits.append(split_name)
 
+    if outside:
+        raise ValueError(
+            "These symbolic links point outside the folder they are in, and are "
+            "not followed (pass follow_symlinks=True, or skacd fit "
+            "--follow-symlinks, to read them):\n  " + _format_paths(outside)
+        )
     if no_class:
         raise ValueError(
             f"These group folders hold no {split!r} split:\n  "

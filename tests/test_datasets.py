@@ -298,3 +298,25 @@ def test_shared_data_folder():
     for g in expected:  # both classes in every group
         assert set(both.target[both.groups == g]) == {0, 1}
     assert all(os.path.isfile(p) for p in both.paths[:: max(1, len(both.paths) // 20)])
+
+
+def test_symlinks_out_of_the_root_are_an_error_unless_followed(tmp_path):
+    from PIL import Image
+
+    root, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    for cls in ("0_real", "1_fake"):
+        (root / "g" / cls).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(root / "g" / cls / "a.png")
+    (root / "g" / "0_real" / "sub").mkdir()
+    Image.new("RGB", (8, 8)).save(root / "g" / "0_real" / "sub" / "b.png")
+    (root / "g" / "1_fake" / "inside").symlink_to(root / "g" / "0_real" / "sub")
+    assert len(load_image_folder(root).paths) == 4  # links inside the root: followed
+    elsewhere.mkdir()
+    Image.new("RGB", (8, 8)).save(elsewhere / "c.png")
+    (root / "g" / "0_real" / "out").symlink_to(elsewhere)
+    (root / "g" / "0_real" / "slash").symlink_to("/")
+    with pytest.raises(ValueError, match="follow_symlinks=True") as info:
+        load_image_folder(root)
+    assert "slash -> /" in str(info.value) and "out -> " in str(info.value)
+    (root / "g" / "0_real" / "slash").unlink()
+    assert len(load_image_folder(root, follow_symlinks=True).paths) == 5
