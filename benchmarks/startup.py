@@ -14,7 +14,8 @@ With ``--cold`` every run first evicts from the page cache (``posix_fadvise``
 ``DONTNEED``) the files that command imports: the Python sources, their
 bytecode and extension modules, as listed by a first run. Pages mapped by a
 running process (a shared library another program uses) stay cached, so this
-is a cold *file* cache, not a cold machine.
+is a cold *file* cache, not a cold machine. The last row evicts torch's and
+scikit-learn's files, which other programs on the machine then read again.
 
 It prints a table and writes JSON (``benchmarks/results/`` or ``$OUT``,
 ``--json`` to choose).
