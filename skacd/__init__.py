@@ -5,15 +5,27 @@ encoder, an autoencoder fitted on one class only (the *attribution space*),
 and a light classifier on the attribution residuals.
 """
 
-from .attribution import AttributionSpace
-from .calibration import ConformalThresholdClassifier
-from .classifier import AttributionClassifier
-from .featurizers import CLIPFeaturizer, TimmFeaturizer
-from .fusion import BlockSelector, make_detector
-from .io import load, save
-from .one_class import OneClassDetector
+# The public names are imported on first access (PEP 562), so that
+# ``import skacd`` and the command line (``skacd --help``) do not pay for torch
+# and scikit-learn; ``from skacd import X`` and ``skacd.X`` work as usual.
+
+import importlib
 
 __version__ = "0.1.0.dev0"
+
+# public name -> submodule that defines it
+_LAZY = {
+    "AttributionSpace": "attribution",
+    "AttributionClassifier": "classifier",
+    "CLIPFeaturizer": "featurizers",
+    "ConformalThresholdClassifier": "calibration",
+    "OneClassDetector": "one_class",
+    "TimmFeaturizer": "featurizers",
+    "BlockSelector": "fusion",
+    "make_detector": "fusion",
+    "load": "io",
+    "save": "io",
+}
 
 __all__ = [
     "AttributionSpace",
@@ -28,3 +40,16 @@ __all__ = [
     "save",
     "__version__",
 ]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

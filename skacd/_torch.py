@@ -161,16 +161,11 @@ def fit_module(
 
     progress = None
     if verbose:
-        from tqdm.auto import tqdm
+        from ._progress import progress as _progress
 
         # delay: fits shorter than 2 s print nothing; mininterval keeps logs short.
-        progress = tqdm(
-            total=max_epochs,
-            desc=desc,
-            unit="epoch",
-            leave=False,
-            delay=2.0,
-            mininterval=0.5,
+        progress = _progress(
+            max_epochs, desc, "epoch", leave=False, delay=2.0, mininterval=0.5
         )
     converged = False
     try:

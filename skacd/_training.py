@@ -4,7 +4,8 @@ from numbers import Integral, Real
 
 import torch
 
-from ._compat import Interval, StrOptions
+from ._compat import Interval
+from ._constraints import DeviceName
 from ._torch import fit_module, predict_batches
 
 __all__ = ["TorchTrainerMixin"]
@@ -26,7 +27,7 @@ class TorchTrainerMixin:
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "device": [StrOptions({"auto", "cpu", "cuda"}), str, torch.device],
+        "device": [DeviceName(), torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }

@@ -18,6 +18,7 @@ from ._compat import (
     check_is_fitted,
     validate_data,
 )
+from ._constraints import PositiveIntSizes
 from ._modules import ACTIVATIONS, AutoEncoder, LinearAutoEncoder
 from ._torch import TorchModuleStateMixin, draw_seed, resolve_device, seeded
 from ._training import TorchTrainerMixin
@@ -184,7 +185,7 @@ class AttributionSpace(
     _parameter_constraints = {
         "source_class": "no_validation",
         "solver": [StrOptions({"adam", "pca"})],
-        "hidden_layer_sizes": ["array-like"],
+        "hidden_layer_sizes": [PositiveIntSizes()],
         "latent_dim": [
             Interval(Integral, 1, None, closed="left"),
             Interval(Real, 0, 1, closed="neither"),

@@ -15,6 +15,7 @@ from ._compat import (
     check_is_fitted,
     validate_data,
 )
+from ._constraints import PositiveIntSizes
 from ._modules import ACTIVATIONS, BinaryHead
 from ._torch import TorchModuleStateMixin, draw_seed, resolve_device, seeded
 from ._training import TorchTrainerMixin
@@ -116,7 +117,7 @@ class AttributionClassifier(
     _torch_modules = ("module",)
 
     _parameter_constraints = {
-        "hidden_layer_sizes": ["array-like"],
+        "hidden_layer_sizes": [PositiveIntSizes()],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         **TorchTrainerMixin._training_parameter_constraints,

@@ -6,8 +6,11 @@ has ``--help``. Exit codes: 0 success, 1 runtime failure (a bad image without
 ``--skip-errors``, a missing folder, an unreadable detector file, ...), 2
 usage error (unknown option, bad value), 130 interrupted (Ctrl-C).
 
-Progress bars go to standard error and ``--quiet`` turns them off; every
-command that scores images ends with one summary line on standard error.
+Progress goes to standard error (a bar on a terminal, a plain line every ten
+seconds or so in a log) and ``--quiet`` turns it off; every command that scores
+images ends with one summary line on standard error. Parsing the command line
+imports neither torch nor scikit-learn: ``skacd --help`` and usage errors are
+instant.
 """
 
 import argparse
@@ -51,7 +54,15 @@ class UsageError(Exception):
 # -- encoders -------------------------------------------------------------
 
 
+# Encoders named without a prefix (skacd.featurizers._spec._LITE): valid as they
+# are, so that the default needs no import of the featurizers (and torch) while
+# the command line is parsed, e.g. for a usage error.
+_PLAIN_ENCODERS = ("efficientnet_lite2", "efficientnet_lite0")
+
+
 def _encoder_arg(spec):
+    if spec in _PLAIN_ENCODERS:
+        return spec
     from .featurizers._spec import parse_spec
 
     try:

@@ -354,9 +354,9 @@ def featurize(
 
     progress = None
     if verbose:
-        from tqdm.auto import tqdm
+        from ._progress import progress as _progress
 
-        progress = tqdm(total=n, desc="skacd.distributed.featurize", unit="img")
+        progress = _progress(n, "skacd.distributed.featurize", "img")
     try:
         for future in distributed.as_completed(watched, loop=client.loop):
             k = index_of[future.key]

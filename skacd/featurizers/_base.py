@@ -18,6 +18,7 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from .._compat import Interval, StrOptions, _fit_context, validate_params  # noqa: F401
+from .._constraints import DeviceName
 from .._torch import resolve_device
 from ..exceptions import ImageLoadError, ImageLoadWarning
 from ._images import describe_item, limit_aspect_ratio, load_image, read_bytes
@@ -289,7 +290,7 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
     """Shared machinery of the frozen image encoders. Not for direct use."""
 
     _parameter_constraints = {
-        "device": [StrOptions({"auto", "cpu", "cuda"}), str, torch.device],
+        "device": [DeviceName(), torch.device],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "num_workers": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "precision": [StrOptions(PRECISIONS)],
@@ -639,11 +640,9 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         pixel_stage = encoder.pixel_stage
         progress = None
         if self.verbose:
-            from tqdm.auto import tqdm
+            from .._progress import progress as _progress
 
-            progress = tqdm(
-                total=len(positions), desc=type(self).__name__, unit="img"
-            )
+            progress = _progress(len(positions), type(self).__name__, "img")
         forward = encoder.forward or encoder.module
         autocast = self._autocast(device)
         cuda = device.type == "cuda"

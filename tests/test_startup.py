@@ -1,0 +1,193 @@
+"""The command line starts without torch; progress off a terminal is plain lines."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEAVY = ("torch", "sklearn", "open_clip", "timm")
+
+_MAIN = """
+import json, sys
+from skacd.cli import main
+code = main({argv!r})
+print(json.dumps([code, sorted(m for m in {heavy!r} if m in sys.modules)]),
+      file=sys.__stderr__)
+"""
+
+
+def _run_main(argv):
+    """``main(argv)`` in a fresh interpreter: (exit code, heavy modules imported)."""
+    run = subprocess.run(
+        [sys.executable, "-c", _MAIN.format(argv=argv, heavy=HEAVY)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    return tuple(json.loads(run.stderr.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"],
+    ["--version"],
+    ["fit", "--help"],
+    ["predict", "--help"],
+    ["calibrate", "--help"],
+    ["evaluate", "--help"],
+    ["demo", "--help"],
+    ["info", "--help"],
+])
+def test_help_imports_no_heavy_module(argv):
+    assert _run_main(argv) == (0, [])
+
+
+@pytest.mark.parametrize("argv", [
+    [],
+    ["no-such-command"],
+    ["fit"],  # missing --data and -o: the default --encoder is converted first
+    ["fit", "--data", "x", "-o", "y.skacd", "--latent-dim", "0"],
+    ["predict"],
+    ["evaluate", "--train", "a"],
+    ["evaluate", "--train", "a", "--test", "b", "--methods", "nope"],
+])
+def test_usage_error_imports_no_heavy_module(argv):
+    assert _run_main(argv) == (2, [])
+
+
+def test_python_m_skacd_help_imports_no_heavy_module():
+    code = ("import runpy, sys\nsys.argv = ['skacd', '--help']\n"
+            "try:\n    runpy.run_module('skacd', run_name='__main__', alter_sys=True)\n"
+            "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), "
+            "file=sys.__stderr__)\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "usage: skacd" in run.stdout
+    assert run.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_package_root_is_lazy():
+    code = ("import sys, skacd\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), "
+            "skacd.__version__)")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    import skacd
+
+    assert run.stdout.split() == ["[]", skacd.__version__]
+
+
+def test_package_root_public_names():
+    import skacd
+    from skacd import AttributionSpace, TimmFeaturizer, load  # noqa: F401
+    from skacd.attribution import AttributionSpace as defined
+    from skacd.io import save as save_defined
+
+    assert skacd.__all__ == [
+        "AttributionSpace", "AttributionClassifier", "CLIPFeaturizer",
+        "ConformalThresholdClassifier", "OneClassDetector", "TimmFeaturizer",
+        "BlockSelector", "make_detector", "load", "save", "__version__",
+    ]
+    assert AttributionSpace is defined and skacd.save is save_defined
+    for name in skacd.__all__:
+        assert getattr(skacd, name) is not None
+        assert name in dir(skacd)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        skacd.nope
+    assert not hasattr(skacd, "nope")
+
+
+def test_plain_encoders_are_the_prefixless_specs():
+    from skacd.cli import _PLAIN_ENCODERS
+    from skacd.featurizers._spec import _LITE, parse_spec
+
+    assert sorted(_PLAIN_ENCODERS) == sorted(_LITE)
+    for spec in _PLAIN_ENCODERS:
+        parse_spec(spec)  # valid, so the parser may accept them unchecked
+
+
+# -- progress ----------------------------------------------------------------
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_progress_off_a_terminal_writes_occasional_plain_lines():
+    from skacd._progress import PlainProgress
+
+    stream, clock = io.StringIO(), _Clock()
+    report = PlainProgress(1000, "Featurizer", "img", file=stream, interval=10,
+                           clock=clock)
+    for _ in range(100):  # 100 updates within 9.9 s: nothing yet
+        clock.now += 0.099
+        report.update(1)
+    assert stream.getvalue() == ""
+    clock.now += 0.2
+    report.update(1)
+    report.set_postfix(failed=2)
+    for _ in range(5):  # within the next 10 s: still the one line
+        clock.now += 1
+        report.update(10)
+    clock.now += 6
+    report.update(10)
+    report.close()
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue()
+    assert lines == [
+        "Featurizer: 101/1000 img (10%), 10 s elapsed",
+        "Featurizer: 161/1000 img (16%), 21 s elapsed, failed=2",
+        "Featurizer: 161/1000 img (16%), 21 s elapsed, failed=2",
+    ]
+
+
+def test_progress_short_run_off_a_terminal_writes_nothing():
+    from skacd._progress import PlainProgress, progress
+
+    stream = io.StringIO()
+    report = progress(10, "fit", "epoch", file=stream, mininterval=0.5)
+    assert isinstance(report, PlainProgress)
+    for _ in range(10):
+        report.update(1)
+    report.close()
+    assert stream.getvalue() == ""
+
+
+def test_progress_on_a_terminal_is_tqdm():
+    from tqdm import tqdm
+
+    from skacd._progress import progress
+
+    stream = _Terminal()
+    report = progress(3, "fit", "epoch", file=stream, mininterval=0)
+    assert isinstance(report, tqdm)
+    report.update(3)
+    report.close()
+    assert "fit" in stream.getvalue() and "3/3" in stream.getvalue()
+
+
+def test_featurizer_progress_in_a_log_is_plain_lines(tiny_clip, image_folder,
+                                                     monkeypatch, capsys):
+    import skacd._progress
+
+    _, paths, _, _ = image_folder
+    monkeypatch.setattr(skacd._progress, "PLAIN_INTERVAL", 0.0)
+    tiny_clip.set_params(verbose=1).fit_transform(paths[:16])
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if line.startswith("CLIPFeaturizer:")]
+    assert lines[0].startswith("CLIPFeaturizer: 8/16 img (50%)")
+    assert lines[-1].startswith("CLIPFeaturizer: 16/16 img (100%)")
