@@ -349,14 +349,21 @@ def _write_rows(fh, rows, fmt):
 # -- fit ------------------------------------------------------------------
 
 
-def _fit_featurizer(args):
-    """The featurizer ``skacd fit`` builds from --encoder, --layers, --pooling."""
+def _fit_featurizer(args, *, one_class=False):
+    """The featurizer ``skacd fit`` builds from --encoder, --layers, --pooling.
+
+    The fused detector reads its branches' layers; ``one_class`` reads the
+    early layers alone: their deviation separates unseen generators best (the
+    deviation_early method of skacd evaluate).
+    """
     from .featurizers import from_spec
     from .fusion import reading_branches
 
     featurizer = from_spec(args.encoder, device=args.device)
-    if args.detector == "fused":
-        reading_branches(featurizer)
+    if one_class or args.detector == "fused":
+        reading_branches(featurizer)  # the fused detector's layers and resize
+    if one_class:
+        featurizer.set_params(layers=featurizer._early_layers())  # less the embedding
     if args.layers is not None:
         featurizer.set_params(layers=args.layers)
     if args.pooling is not None:
@@ -553,8 +560,7 @@ def _cmd_fit_one_class(args):
     from sklearn.pipeline import make_pipeline
 
     from .attribution import AttributionSpace
-    from .featurizers._spec import from_spec, to_spec
-    from .fusion import reading_branches
+    from .featurizers._spec import to_spec
     from .io import save
     from .one_class import OneClassDetector
 
@@ -568,15 +574,7 @@ def _cmd_fit_one_class(args):
             f"--cv must be at least 2, got {args.cv}."
         )
     verbose = 0 if args.quiet else 1
-    featurizer = from_spec(args.encoder, device=args.device)
-    # The early layers: their deviation separates unseen generators best
-    # (the deviation_early method of skacd evaluate).
-    reading_branches(featurizer)  # the fused detector's layers and resize ...
-    featurizer.set_params(layers=featurizer._early_layers())  # ... less the embedding
-    if args.layers is not None:
-        featurizer.set_params(layers=args.layers)
-    if args.pooling is not None:
-        featurizer.set_params(pooling=args.pooling)
+    featurizer = _fit_featurizer(args, one_class=True)
     paths, _, note = _real_images(args.data, "fit", args.skip_errors)
     if not args.quiet:
         _err(f"{PROG} fit --one-class: {len(paths)} real images"
