@@ -5,6 +5,7 @@ everything about images and batches lives here, once.
 """
 
 import contextlib
+import functools
 import os
 import sys
 import warnings
@@ -95,7 +96,7 @@ class Encoder:
     #: Bytes the weights take (see :func:`encoder_nbytes`), for the cache budget.
     nbytes: int = 0
 
-    @property
+    @functools.cached_property  # read once per batch; feature_names never change
     def embedding_columns(self):
         """The columns holding the final embedding (what ``normalize`` scales)."""
         if self.feature_names is None:
