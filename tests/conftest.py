@@ -63,3 +63,18 @@ def tiny_clip():
     return CLIPFeaturizer(
         "skacd-tiny-ViT", pretrained=None, device="cpu", num_workers=0, batch_size=8
     )
+
+
+def tiny_detector():
+    """An unfitted tiny image detector: random tiny CLIP -> small attribution
+    space -> small classifier (fits in about a second on made images)."""
+    from sklearn.pipeline import make_pipeline
+
+    from skacd import AttributionClassifier, AttributionSpace, CLIPFeaturizer
+
+    return make_pipeline(
+        CLIPFeaturizer("skacd-tiny-ViT", pretrained=None, device="cpu", num_workers=0),
+        AttributionSpace(hidden_layer_sizes=(16,), latent_dim=4, max_epochs=3, cv=2,
+                         random_state=0),
+        AttributionClassifier(hidden_layer_sizes=(8,), max_epochs=3, random_state=0),
+    )

@@ -31,7 +31,7 @@ from skacd.datasets import make_generator_manifolds
 from skacd.exceptions import CalibrationWarning, ImageLoadError, ImageLoadWarning
 from skacd.io import load, save
 
-from conftest import write_labelled_folder
+from conftest import tiny_detector, write_labelled_folder
 
 # -- the conformal threshold -------------------------------------------------------
 
@@ -295,18 +295,11 @@ def test_logistic_regression_detector():
 
 @pytest.fixture(scope="module")
 def image_detector(tmp_path_factory):
-    from skacd import CLIPFeaturizer
-
     root = tmp_path_factory.mktemp("calibration-images")
     paths, y, _ = write_labelled_folder(root / "train", n_per_class=10, size=32)
     cal_paths, cal_y, _ = write_labelled_folder(root / "cal", n_per_class=20, seed=1,
                                                 size=32)
-    pipe = make_pipeline(
-        CLIPFeaturizer("skacd-tiny-ViT", pretrained=None, device="cpu", num_workers=0),
-        AttributionSpace(hidden_layer_sizes=(16,), latent_dim=4, max_epochs=3, cv=2,
-                         random_state=0),
-        AttributionClassifier(hidden_layer_sizes=(8,), max_epochs=3, random_state=0),
-    )
+    pipe = tiny_detector()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pipe.fit(paths, y)

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
-from sklearn.pipeline import make_pipeline
 
-from skacd import AttributionClassifier, AttributionSpace, CLIPFeaturizer
+from skacd import CLIPFeaturizer
 from skacd.io import DetectorFileError, load, save
+from conftest import tiny_detector
 
 
 def images(seed, n=12, size=40):
@@ -32,12 +32,7 @@ def images(seed, n=12, size=40):
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     X, y = images(0)
-    pipe = make_pipeline(
-        CLIPFeaturizer("skacd-tiny-ViT", pretrained=None, device="cpu", num_workers=0),
-        AttributionSpace(hidden_layer_sizes=(16,), latent_dim=4, max_epochs=3, cv=2,
-                         random_state=0),
-        AttributionClassifier(hidden_layer_sizes=(8,), max_epochs=3, random_state=0),
-    )
+    pipe = tiny_detector()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pipe.fit(X, y)

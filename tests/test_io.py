@@ -24,6 +24,7 @@ from skacd.datasets import make_generator_manifolds
 from skacd.exceptions import DeviceWarning
 from skacd.featurizers import GaussianBlur, JPEGCompression
 from skacd.io import FORMAT_VERSION, DetectorFileError, load, read_manifest, save
+from conftest import tiny_detector
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -44,12 +45,7 @@ def quiet_fit(estimator, X, y):
 @pytest.fixture(scope="module")
 def detector():
     X, y = images(0)
-    pipe = make_pipeline(
-        CLIPFeaturizer("skacd-tiny-ViT", pretrained=None, device="cpu", num_workers=0),
-        AttributionSpace(hidden_layer_sizes=(16,), latent_dim=4, max_epochs=3, cv=2,
-                         random_state=0),
-        AttributionClassifier(hidden_layer_sizes=(8,), max_epochs=3, random_state=0),
-    )
+    pipe = tiny_detector()
     return quiet_fit(pipe, X, y)
 
 
