@@ -573,7 +573,6 @@ def _cmd_fit_one_class(args):
             f"--one-class cross-fits its threshold on --cv folds of the real images; "
             f"--cv must be at least 2, got {args.cv}."
         )
-    verbose = 0 if args.quiet else 1
     featurizer = _fit_featurizer(args, one_class=True)
     paths, _, note = _real_images(args.data, "fit", args.skip_errors)
     if not args.quiet:
