@@ -81,12 +81,16 @@ METHODS = (
 )
 #: The methods on the final embedding alone (any encoder).
 HEAD_METHODS = ("linear_probe", "attribution_real", "attribution_fake", "deviation")
+#: The early blocks: skacd.fusion.DEFAULT_BRANCHES["early"], spelled out here
+#: because this module is imported without torch (the CLI's --help); a test
+#: checks that the two agree.
+_EARLY_BLOCKS = ("stage0", "stage1", "stage2", "stage3")
 #: The blocks each method reads when the featurizer reads several layers.
 _METHOD_BLOCKS = {
-    "linear_probe_early": ("stage0", "stage1", "stage2", "stage3"),
-    "branch_early": ("stage0", "stage1", "stage2", "stage3"),
-    "deviation_early": ("stage0", "stage1", "stage2", "stage3"),
-    "one_class": ("stage0", "stage1", "stage2", "stage3"),
+    "linear_probe_early": _EARLY_BLOCKS,
+    "branch_early": _EARLY_BLOCKS,
+    "deviation_early": _EARLY_BLOCKS,
+    "one_class": _EARLY_BLOCKS,
     "fused": None,  # every block, through its branches
 }
 _HEAD_BLOCKS = ("embedding",)

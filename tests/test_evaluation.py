@@ -392,3 +392,10 @@ def test_operating_points_and_calibrated_accuracy(runs, data):
     with pytest.raises(ValueError, match="calibration_fraction"):
         cross_generator_benchmark(data["train"], data["test"], encoder=TINY,
                                   calibration_fraction=1.0, **FAST)
+
+
+def test_early_methods_read_the_fused_detectors_early_blocks():
+    from skacd import evaluation
+    from skacd.fusion import DEFAULT_BRANCHES
+
+    assert evaluation._EARLY_BLOCKS == tuple(DEFAULT_BRANCHES["early"])
