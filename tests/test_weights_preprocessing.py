@@ -5,7 +5,6 @@ with preprocessing unlike open_clip's defaults; its checkpoint lives in a
 temporary Hugging Face cache, so no test touches the network.
 """
 
-import os
 import warnings
 
 import numpy as np
