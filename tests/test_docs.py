@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-import skacd
+from _api_reference import documented_objects, public_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -32,45 +32,14 @@ NOT_DOCUMENTED_HERE = {
 }
 
 
-def _public_modules():
-    names = ["skacd"]
-    for info in pkgutil.walk_packages(skacd.__path__, prefix="skacd."):
-        parts = info.name.split(".")
-        if any(part.startswith("_") for part in parts):
-            continue
-        names.append(info.name)
-    return names
-
-
-def _documented_objects():
-    """(module, name) of every autosummary entry and autodata in api.rst."""
-    text = (DOCS / "api.rst").read_text()
-    documented = set()
-    module = None
-    in_autosummary = False
-    for line in text.splitlines():
-        if match := re.match(r"\.\. currentmodule:: (\S+)", line):
-            module = match[1]
-            in_autosummary = False
-        elif line.startswith(".. autosummary::"):
-            in_autosummary = True
-        elif match := re.match(r"\.\. autodata:: (\S+)", line):
-            documented.add((module, match[1]))
-        elif in_autosummary and re.match(r"   [A-Za-z_]\w*\s*$", line):
-            documented.add((module, line.strip()))
-        elif line and not line.startswith(" "):
-            in_autosummary = False
-    return documented
-
-
 def test_api_reference_lists_every_public_name():
-    documented = _documented_objects()
+    documented = documented_objects()
     documented_ids = set()
     for module, name in documented:
         obj = getattr(importlib.import_module(module), name)
         documented_ids.add(id(obj))
     missing = []
-    for module_name in _public_modules():
+    for module_name in public_modules():
         module = importlib.import_module(module_name)
         for name in getattr(module, "__all__", []):
             if (module_name, name) in NOT_DOCUMENTED_HERE:
@@ -86,7 +55,7 @@ def test_api_reference_lists_every_public_name():
 
 
 def test_api_reference_names_exist():
-    for module, name in _documented_objects():
+    for module, name in documented_objects():
         assert hasattr(importlib.import_module(module), name), f"{module}.{name}"
 
 
