@@ -181,11 +181,28 @@ class Augment:
     )
 
     def get_params(self):
-        """The parameters, as a dict."""
+        """Get the parameters.
+
+        Returns
+        -------
+        params : dict
+            Each parameter's name and value.
+        """
         return {name: getattr(self, name) for name in self._FIELDS}
 
     def for_copy(self, copy):
-        """The same spec for copy ``copy``."""
+        """Return the same spec for another copy.
+
+        Parameters
+        ----------
+        copy : int
+            The copy index (1 for the first augmented copy).
+
+        Returns
+        -------
+        augment : Augment
+            A new spec, equal to this one but for its ``copy``.
+        """
         return type(self)(**dict(self.get_params(), copy=copy))
 
     def __call__(self, image):
@@ -310,7 +327,20 @@ class CopyKFold(BaseCrossValidator):
         self.random_state = random_state
 
     def block_groups(self, n_samples, y=None):
-        """The image index of each row, for rows in blocks of ``n_copies + 1``."""
+        """Return the image index of each row, for rows in blocks of ``n_copies + 1``.
+
+        Parameters
+        ----------
+        n_samples : int
+            The number of rows.
+        y : array-like of shape (n_samples,), default=None
+            Labels; when given, every block must hold one label.
+
+        Returns
+        -------
+        groups : ndarray of shape (n_samples,)
+            The image index of each row.
+        """
         block = self.n_copies + 1
         if n_samples % block:
             raise ValueError(
@@ -364,7 +394,18 @@ class CopyKFold(BaseCrossValidator):
         yield from self._splitter().split(np.zeros((n_samples, 1)), y, groups)
 
     def get_n_splits(self, X=None, y=None, groups=None):
-        """The number of folds."""
+        """Return the number of folds.
+
+        Parameters
+        ----------
+        X, y, groups : object, default=None
+            Ignored; present for the splitter API.
+
+        Returns
+        -------
+        n_splits : int
+            ``n_splits``.
+        """
         return self.n_splits
 
     def _iter_test_masks(self, X=None, y=None, groups=None):  # pragma: no cover
@@ -372,7 +413,7 @@ class CopyKFold(BaseCrossValidator):
 
 
 def featurize_copies(featurizer, images, y=None, *, augment=None, n_copies=1):
-    """Features of ``images`` and of ``n_copies`` augmented copies of each.
+    """Featurize ``images`` and ``n_copies`` augmented copies of each.
 
     Every image is featurized once per copy; with the featurizer's ``cache``,
     a copy already featurized (same image bytes, same ``augment``, same copy
@@ -400,6 +441,18 @@ def featurize_copies(featurizer, images, y=None, *, augment=None, n_copies=1):
         ``y`` repeated ``n_copies + 1`` times per image.
     groups : ndarray of int
         The image index of each row (for ``GroupKFold`` and :class:`CopyKFold`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skacd import CLIPFeaturizer
+    >>> from skacd.augmentation import featurize_copies
+    >>> rng = np.random.default_rng(0)
+    >>> images = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    >>> featurizer = CLIPFeaturizer("skacd-tiny-ViT", pretrained=None, device="cpu")
+    >>> X, y, groups = featurize_copies(featurizer.fit(), images, [0, 1, 0], n_copies=1)
+    >>> X.shape[0], y.tolist(), groups.tolist()
+    (6, [0, 0, 1, 1, 0, 0], [0, 0, 1, 1, 2, 2])
     """
     if not (isinstance(n_copies, Integral) and n_copies >= 0):
         raise ValueError(f"n_copies must be an int >= 0; got {n_copies!r}")
@@ -462,6 +515,14 @@ def with_copy_folds(estimator, n_copies=1):
     -------
     estimator : estimator
         The clone; fit it on :func:`featurize_copies`' rows, in that order.
+
+    Examples
+    --------
+    >>> from skacd import AttributionSpace
+    >>> from skacd.augmentation import with_copy_folds
+    >>> folds = with_copy_folds(AttributionSpace(cv=3), n_copies=2).cv
+    >>> type(folds).__name__, folds.n_splits, folds.n_copies
+    ('CopyKFold', 3, 2)
     """
     from sklearn.ensemble import StackingClassifier
 
@@ -594,6 +655,16 @@ def fit_copies(estimator, X, y, *, n_copies=1):
     -------
     estimator : estimator
         The fitted clone.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skacd.augmentation import fit_copies
+    >>> X = np.random.default_rng(0).normal(size=(8, 3))  # 4 images, 1 copy each
+    >>> y = np.repeat([0, 1, 0, 1], 2)
+    >>> fit_copies(LogisticRegression(), X, y, n_copies=1).classes_.tolist()
+    [0, 1]
     """
     fitted = with_copy_folds(estimator, n_copies).fit(X, y)
     _restore_int_folds(fitted)

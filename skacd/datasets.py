@@ -273,11 +273,6 @@ def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise"
         ``split`` array telling them apart (they share the generator's group).
         Passing a split with another layout raises a ``ValueError``.
 
-    follow_symlinks : bool, default=False
-        Whether to follow symbolic links whose target lies outside the root
-        they are found in. By default such a link is an error naming it (a
-        link to ``/`` would otherwise list every image on the machine); links
-        inside the root are always followed.
     on_other_files : {"raise", "ignore"}, default="raise"
         What to do with files that are not images inside the class folders,
         and with folders that fit nowhere in the layout: a sub-folder of
@@ -287,6 +282,11 @@ def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise"
         and folders (names starting with ``"."``, such as ``.DS_Store``) and
         ``Thumbs.db`` and ``desktop.ini`` are always skipped. Plain files
         beside the group folders (a ``README.md`` in ``root``) are never read.
+    follow_symlinks : bool, default=False
+        Whether to follow symbolic links whose target lies outside the root
+        they are found in. By default such a link is an error naming it (a
+        link to ``/`` would otherwise list every image on the machine); links
+        inside the root are always followed.
 
     Returns
     -------

@@ -156,7 +156,7 @@ class BlockSelector(TransformerMixin, BaseEstimator):
         return X[:, self.columns_]
 
     def get_feature_names_out(self, input_features=None):
-        """Names of the selected columns.
+        """Get the names of the selected columns.
 
         Parameters
         ----------
@@ -293,7 +293,7 @@ class ScoreAveragingClassifier(ClassifierMixin, BaseEstimator):
         return self.calibration_.decision_function(average)
 
     def predict_proba(self, X):
-        """Probabilities of both classes.
+        """Predict the probabilities of both classes.
 
         Parameters
         ----------
@@ -332,7 +332,7 @@ class ScoreAveragingClassifier(ClassifierMixin, BaseEstimator):
 
 def make_branch(blocks, feature_names, *, classifier="logistic", latent_dim=32,
                 random_state=None):
-    """One branch: block selection, its attribution space, its classifier.
+    """Build one branch: block selection, its attribution space, its classifier.
 
     Parameters
     ----------
@@ -354,6 +354,14 @@ def make_branch(blocks, feature_names, *, classifier="logistic", latent_dim=32,
     -------
     branch : Pipeline
         ``BlockSelector -> AttributionSpace(solver="pca") -> classifier``.
+
+    Examples
+    --------
+    >>> from skacd.fusion import make_branch
+    >>> names = ["stage0_mean0", "stage0_mean1", "embedding0", "embedding1"]
+    >>> branch = make_branch(["stage0"], names, latent_dim=1)
+    >>> [name for name, _ in branch.steps]
+    ['select', 'attribution', 'scale', 'classifier']
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
@@ -473,20 +481,39 @@ def make_detector(encoder="efficientnet_lite2", branches=None, *, classifier="lo
 
 def make_fusion(feature_names, branches=None, *, classifier="logistic", latent_dim=32,
                 cv=5, random_state=None):
-    """The stacked branches of :func:`make_detector`, on feature arrays.
+    """Stack the branches of :func:`make_detector`, on feature arrays.
 
     Parameters
     ----------
     feature_names : array-like of str
         The featurizer's column names (``get_feature_names_out()``).
-    branches, classifier, latent_dim, cv, random_state
-        As for :func:`make_detector`.
+    branches : dict of str to list of str, or None, default=None
+        Branch name to the blocks it reads; None: :func:`default_branches`.
+    classifier : {"logistic", "mlp"}, default="logistic"
+        Each branch's classifier (see :func:`make_branch`).
+    latent_dim : int or float, default=32
+        Each branch's attribution-space size (see :func:`make_branch`).
+    cv : int, default=5
+        Folds of the out-of-fold branch scores the fusion is fitted on.
+    random_state : int or None, default=None
+        Seed of the branches' estimators.
 
     Returns
     -------
     fusion : StackingClassifier
         One :func:`make_branch` pipeline per branch, combined by a
         :class:`ScoreAveragingClassifier` fitted on out-of-fold branch scores.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skacd.fusion import make_fusion
+    >>> names = [f"stage0_mean{i}" for i in range(4)] + [f"embedding{i}" for i in range(4)]
+    >>> fusion = make_fusion(names, {"early": ["stage0"], "head": ["embedding"]},
+    ...                      latent_dim=2, cv=2, random_state=0)
+    >>> X = np.random.default_rng(0).normal(size=(20, 8))
+    >>> fusion.fit(X, [0, 1] * 10).predict(X[:3]).shape
+    (3,)
     """
     from sklearn.ensemble import StackingClassifier
 
