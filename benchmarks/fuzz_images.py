@@ -77,8 +77,8 @@ def seed_images():
     save("rgba.png", image.convert("RGBA"), "PNG")
     palette = image.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
     save("palette.png", palette, "PNG", transparency=3)
-    save("gray16.png", Image.fromarray((rng.integers(0, 65536, (24, 32))).astype(np.uint16)),
-         "PNG")
+    gray16 = rng.integers(0, 65536, (24, 32)).astype(np.uint16)
+    save("gray16.png", Image.fromarray(gray16), "PNG")
     save("rgb.bmp", image, "BMP")
     save("palette.bmp", palette, "BMP")
     save("rgb.webp", image, "WEBP", quality=80)
@@ -87,8 +87,8 @@ def seed_images():
     save("anim.gif", frames[0], "GIF", save_all=True, append_images=frames[1:])
     save("rgb.tif", image, "TIFF")
     save("lzw.tif", image, "TIFF", compression="tiff_lzw")
-    save("gray16.tif", Image.fromarray(rng.integers(0, 65536, (24, 32)).astype(np.uint16)),
-         "TIFF")
+    gray16 = rng.integers(0, 65536, (24, 32)).astype(np.uint16)
+    save("gray16.tif", Image.fromarray(gray16), "TIFF")
     return seeds
 
 
@@ -267,7 +267,8 @@ def run(files=None, budget=None, seed=0, time_limit=10.0, rss_limit_mb=2000,
     names = sorted(seeds)
     others = [seeds[n] for n in names]
     rng = random.Random(seed)
-    counts = dict.fromkeys(["scored", "named error", "silent", "crash", "hang", "rss"], 0)
+    outcomes = ["scored", "named error", "silent", "crash", "hang", "rss"]
+    counts = dict.fromkeys(outcomes, 0)
     failures = []
     start = time.monotonic()
     worker = Worker()
@@ -334,7 +335,8 @@ def main(argv=None):
                         help="resident memory of the worker before a file fails (2000)")
     parser.add_argument("--save-failures", default=None, metavar="DIR")
     parser.add_argument("--seeds", default=None, metavar="DIR",
-                        help="more seed files (each under 1 MB) besides the built-in ones")
+                        help="more seed files (each under 1 MB) besides the built-in "
+                        "ones")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:

@@ -139,7 +139,7 @@ def main(argv=None):
     fake = np.flatnonzero(y_val == 1)
     rng = np.random.RandomState(seed)
     splits = []
-    for i in range(args.splits):
+    for _ in range(args.splits):
         perm = rng.permutation(real)
         half = perm[: real.size // 2]
         rest = perm[real.size // 2:]
@@ -234,8 +234,8 @@ def main(argv=None):
             "n_real", "n_fake"]),
         "",
         "ACC, real ACC and fake ACC at the calibrated threshold (deviation > "
-        f"{one[-1].threshold_:.4g}); oracle ACC and TPR@5% choose thresholds on the test "
-        "images (optimistic).",
+        f"{one[-1].threshold_:.4g}); oracle ACC and TPR@5% choose thresholds on the "
+        "test images (optimistic).",
         "",
         "## Default detector (both classes) on the same groups, for reference",
         "",

@@ -64,7 +64,8 @@ def main(argv=None):
     y_train, y_test = np.asarray(train.target), np.asarray(test.target)
 
     rows = {"raw features": [measures(X_test, y_test)]}
-    for source, name in ((0, "attributions, source=real"), (1, "attributions, source=fake")):
+    sources = ((0, "attributions, source=real"), (1, "attributions, source=fake"))
+    for source, name in sources:
         rows[name] = []
         for seed in args.seeds:
             with warnings.catch_warnings():
@@ -73,10 +74,14 @@ def main(argv=None):
                 space.fit(X_train, y_train)
             rows[name].append(measures(space.transform(X_test), y_test))
 
-    header = f"{'features (test set)':<28}{'inter-class D':>18}{'intra-class S':>18}{'Fisher D/S':>20}"
+    header = (
+        f"{'features (test set)':<28}{'inter-class D':>18}{'intra-class S':>18}"
+        f"{'Fisher D/S':>20}"
+    )
     lines = [
         f"Encoder: TimmFeaturizer({args.encoder!r}) (ImageNet weights); train "
-        f"{args.train} ({len(y_train)} images), test {args.test} ({len(y_test)} images); "
+        f"{args.train} ({len(y_train)} images), test {args.test} "
+        f"({len(y_test)} images); "
         f"attribution rows: mean ± std over seeds {args.seeds}",
         header,
         "-" * len(header),
@@ -87,7 +92,8 @@ def main(argv=None):
         for key in ("inter_class_distance", "intra_class_variance", "fisher_ratio"):
             values = np.array([run[key] for run in runs])
             summary[name][key] = {"mean": values.mean(), "std": values.std()}
-            cell = f"{values.mean():.4g}" + (f" ± {values.std():.2g}" if len(values) > 1 else "")
+            spread = f" ± {values.std():.2g}" if len(values) > 1 else ""
+            cell = f"{values.mean():.4g}" + spread
             cells.append(cell)
         lines.append(f"{name:<28}{cells[0]:>18}{cells[1]:>18}{cells[2]:>20}")
     print("\n".join(lines))

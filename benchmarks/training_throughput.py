@@ -42,7 +42,8 @@ def synthetic(n, d, seed=0):
         for start in range(0, rows.size, 65536):
             chunk = rows[start : start + 65536]
             z = rng.standard_normal((chunk.size, rank), dtype=np.float32)
-            X[chunk] = z @ basis + 0.1 * rng.standard_normal((chunk.size, d), dtype=np.float32)
+            noise = rng.standard_normal((chunk.size, d), dtype=np.float32)
+            X[chunk] = z @ basis + 0.1 * noise
     return X, y
 
 
@@ -132,7 +133,9 @@ def main(argv=None):
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
-        at_720k = row.get("extrapolated_seconds_per_epoch_720k", row["seconds_per_epoch"])
+        at_720k = row.get(
+            "extrapolated_seconds_per_epoch_720k", row["seconds_per_epoch"]
+        )
         note = " (extrapolated)" if "extrapolated_seconds_per_epoch_720k" in row else ""
         lines.append(
             f"| {row['estimator']} | {row['rows_trained_per_epoch']:,} | "
@@ -144,7 +147,8 @@ def main(argv=None):
     if path is None:
         directory = os.environ.get("OUT") or os.path.join(HERE, "results")
         os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, f"training-throughput-{args.n_samples}-{args.device}.json")
+        name = f"training-throughput-{args.n_samples}-{args.device}.json"
+        path = os.path.join(directory, name)
     with open(path, "w") as fh:
         json.dump(result, fh, indent=2)
     print(f"wrote {path}", file=sys.stderr)

@@ -1,7 +1,5 @@
 """Image folders on disk, and synthetic generator data for tests and examples."""
 
-from ._synthetic import make_generator_manifolds  # noqa: F401
-
 import os
 from pathlib import Path
 
@@ -9,6 +7,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from ._compat import StrOptions, validate_params
+from ._synthetic import make_generator_manifolds  # noqa: F401
 
 __all__ = ["load_image_folder", "make_generator_manifolds"]
 
@@ -396,7 +395,7 @@ def load_image_folder(root, layout="auto", *, split=None, on_other_files="raise"
         base = os.path.commonpath([os.path.dirname(r) for r in abs_roots])
     paths, targets, groups, splits, layouts = [], [], [], [], []
     other_files, empty, no_class, outside = [], [], [], []
-    for r, abs_r in zip(roots, abs_roots):
+    for r in roots:
         if layout == "auto":
             root_layout, root_is_group = _detect_layout(r)
         else:

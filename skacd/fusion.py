@@ -375,13 +375,18 @@ def make_branch(blocks, feature_names, *, classifier="logistic", latent_dim=32,
         ("select", selector),
         (
             "attribution",
-            AttributionSpace(solver="pca", latent_dim=latent_dim, random_state=random_state),
+            AttributionSpace(
+                solver="pca", latent_dim=latent_dim, random_state=random_state
+            ),
         ),
     ]
     if classifier == "logistic":
         steps += [
             ("scale", StandardScaler()),
-            ("classifier", LogisticRegression(max_iter=5000, random_state=random_state)),
+            (
+                "classifier",
+                LogisticRegression(max_iter=5000, random_state=random_state),
+            ),
         ]
     elif classifier == "mlp":
         steps.append(("classifier", AttributionClassifier(random_state=random_state)))
@@ -508,7 +513,8 @@ def make_fusion(feature_names, branches=None, *, classifier="logistic", latent_d
     --------
     >>> import numpy as np
     >>> from skacd.fusion import make_fusion
-    >>> names = [f"stage0_mean{i}" for i in range(4)] + [f"embedding{i}" for i in range(4)]
+    >>> names = [f"{block}{i}" for block in ("stage0_mean", "embedding")
+    ...          for i in range(4)]
     >>> fusion = make_fusion(names, {"early": ["stage0"], "head": ["embedding"]},
     ...                      latent_dim=2, cv=2, random_state=0)
     >>> X = np.random.default_rng(0).normal(size=(20, 8))

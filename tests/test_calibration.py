@@ -65,7 +65,8 @@ def test_decimal_targets_are_exact():
 
 
 def test_too_few_images_warn_naming_the_minimum():
-    with pytest.warns(CalibrationWarning, match=r"10 known-real .* at least 19 are needed"):
+    message = r"10 known-real .* at least 19 are needed"
+    with pytest.warns(CalibrationWarning, match=message):
         assert conformal_threshold(np.arange(10.0), 0.05) == np.inf
 
 
@@ -186,14 +187,20 @@ def test_classifier_threshold_matches_the_function(features):
     assert cal.n_features_in_ == 8
     np.testing.assert_array_equal(cal.classes_, [0, 1])
     test_scores = detector.predict_proba(X_test)[:, 1]
-    np.testing.assert_array_equal(cal.predict(X_test), (test_scores > cal.threshold_) * 1)
+    np.testing.assert_array_equal(
+        cal.predict(X_test), (test_scores > cal.threshold_) * 1
+    )
     np.testing.assert_array_equal(cal.p_real(X_test),
                                   conformal_p_values(scores, test_scores))
     # probabilities are the detector's own; only the threshold moved
-    np.testing.assert_array_equal(cal.predict_proba(X_test), detector.predict_proba(X_test))
+    np.testing.assert_array_equal(
+        cal.predict_proba(X_test), detector.predict_proba(X_test)
+    )
     # the same as scikit-learn's FixedThresholdClassifier at that threshold
-    fixed = FixedThresholdClassifier(detector, threshold=np.nextafter(cal.threshold_, 1),
-                                     response_method="predict_proba")
+    fixed = FixedThresholdClassifier(
+        detector, threshold=np.nextafter(cal.threshold_, 1),
+        response_method="predict_proba",
+    )
     np.testing.assert_array_equal(fixed.predict(X_test), cal.predict(X_test))
     assert cal.score(X_test, y_test) == pytest.approx(
         np.mean(cal.predict(X_test) == y_test))
@@ -325,7 +332,8 @@ def test_unreadable_calibration_image_follows_on_error(image_detector, tmp_path)
         ConformalThresholdClassifier(pipe, target_fpr=0.1).fit([*reals, str(bad)])
     skipping = clone(pipe).set_params(clipfeaturizer__on_error="skip")
     skipping = make_pipeline(skipping[0], pipe[1], pipe[2])
-    with pytest.warns(ImageLoadWarning, match=r"(?s)1 calibration image\(s\).*broken.png") as w:
+    message = r"(?s)1 calibration image\(s\).*broken.png"
+    with pytest.warns(ImageLoadWarning, match=message) as w:
         cal = ConformalThresholdClassifier(skipping, target_fpr=0.1).fit(
             [*reals, str(bad)])
     assert [e.source for e in w[0].message.errors] == [str(bad)]

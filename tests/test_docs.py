@@ -9,7 +9,6 @@ the ``docs`` extra (Sphinx, numpydoc, sphinx-gallery) is not installed.
 import importlib
 import importlib.util
 import os
-import pkgutil
 import re
 import runpy
 import subprocess

@@ -73,7 +73,8 @@ def made_images():
     yy, xx = np.mgrid[0:64, 0:64] / 64
     images, labels = [], []
     for i in range(32):
-        base = 128 + 80 * np.sin(3 * (rng.uniform(-1, 1) * xx + rng.uniform(-1, 1) * yy))
+        wave = rng.uniform(-1, 1) * xx + rng.uniform(-1, 1) * yy
+        base = 128 + 80 * np.sin(3 * wave)
         image = np.repeat(base[..., None], 3, axis=2) + rng.normal(0, 3, (64, 64, 3))
         if i % 2:
             image[::2, ::2] += 40
@@ -108,7 +109,9 @@ def test_make_detector_builds_a_stacked_pipeline(fitted_detector, made_images):
     assert ((proba > 0.5) == y).mean() >= 0.9
 
 
-def test_the_combiner_is_fitted_on_out_of_fold_branch_scores(fitted_detector, made_images):
+def test_the_combiner_is_fitted_on_out_of_fold_branch_scores(
+    fitted_detector, made_images
+):
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     images, y = made_images
@@ -127,15 +130,19 @@ def test_the_combiner_is_fitted_on_out_of_fold_branch_scores(fitted_detector, ma
     assert not np.allclose(fusion.final_estimator_.scale_, in_sample.std(0), rtol=1e-3)
 
 
-def test_fused_detector_clone_pickle_and_save_load(fitted_detector, made_images, tmp_path):
+def test_fused_detector_clone_pickle_and_save_load(
+    fitted_detector, made_images, tmp_path
+):
     images, _ = made_images
     expected = fitted_detector.predict_proba(images)
-    assert_array_equal(pickle.loads(pickle.dumps(fitted_detector)).predict_proba(images), expected)
+    unpickled = pickle.loads(pickle.dumps(fitted_detector))
+    assert_array_equal(unpickled.predict_proba(images), expected)
     path = tmp_path / "fused.skacd"
     skacd.save(fitted_detector, path)
     loaded = skacd.load(path)
     assert_array_equal(loaded.predict_proba(images), expected)
-    assert list(loaded.named_steps["fusion"].named_estimators_) == ["early", "embedding"]
+    fusion = loaded.named_steps["fusion"]
+    assert list(fusion.named_estimators_) == ["early", "embedding"]
     params = clone(fitted_detector).get_params()
     assert params["fusion__early__attribution__solver"] == "pca"
 

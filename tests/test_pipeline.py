@@ -9,7 +9,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 
-from skacd import AttributionClassifier, AttributionSpace, CLIPFeaturizer, TimmFeaturizer
+from skacd import (
+    AttributionClassifier,
+    AttributionSpace,
+    CLIPFeaturizer,
+    TimmFeaturizer,
+)
 
 SMALL = dict(
     attributionspace__max_epochs=15,
