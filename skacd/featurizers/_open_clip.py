@@ -1,13 +1,12 @@
 """CLIPFeaturizer: a frozen open_clip image tower. The only open_clip import."""
 
-import contextlib
-import logging
 import os
 import pickle
 import warnings
 
 import torch
 
+from .._logging import quiet_library_logs
 from .._torch import seeded
 from ..exceptions import WeightsUnavailableError
 from ._base import BaseFeaturizer, Encoder
@@ -88,18 +87,6 @@ def cached_weights_file(cfg, cache_dir=None):
         local = os.path.join(directory, os.path.basename(cfg["url"]))
         return local if os.path.isfile(local) else None
     return None
-
-
-@contextlib.contextmanager
-def _quiet_root_logger(active):
-    logger = logging.getLogger()
-    previous = logger.level
-    if active:
-        logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
 
 
 class CLIPFeaturizer(BaseFeaturizer):
@@ -407,8 +394,8 @@ class CLIPFeaturizer(BaseFeaturizer):
             # The weights are always a file (or None) and the tag's own config,
             # preprocessing and QuickGELU, is applied explicitly: the same whether
             # the file was just downloaded, found in a cache or given by the user.
-            with seeded(RANDOM_INIT_SEED, torch.device("cpu")), _quiet_root_logger(
-                weights is None
+            with seeded(RANDOM_INIT_SEED, torch.device("cpu")), quiet_library_logs(
+                "open_clip", active=weights is None
             ):
                 model = open_clip.create_model(
                     self.model_name,
