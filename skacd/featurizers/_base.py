@@ -21,6 +21,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from .._compat import Interval, StrOptions, _fit_context, validate_params  # noqa: F401
 from .._constraints import DeviceName
 from .._torch import resolve_device
+from ..cache import FeatureCache
 from ..exceptions import ImageLoadError, ImageLoadWarning
 from ._images import describe_item, limit_aspect_ratio, load_image, read_bytes
 from ._layers import EMBEDDING, block_of, canonical_layers
@@ -297,7 +298,7 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         "precision": [StrOptions(PRECISIONS)],
         "normalize": ["boolean"],
         "image_transform": [callable, None],
-        "cache": [str, os.PathLike, None, object],
+        "cache": [str, os.PathLike, FeatureCache, None],
         "on_error": [StrOptions({"raise", "skip"})],
         "layers": ["array-like", Interval(Integral, 0, None, closed="left"), str, None],
         "pooling": [str],
@@ -546,18 +547,9 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         return encoder
 
     def _feature_cache(self):
-        if self.cache is None:
-            return None
-        from ..cache import FeatureCache
-
-        if isinstance(self.cache, FeatureCache):
+        if self.cache is None or isinstance(self.cache, FeatureCache):
             return self.cache
-        if isinstance(self.cache, (str, os.PathLike)):
-            return FeatureCache(self.cache)
-        raise ValueError(
-            "cache must be None, a directory path or a skacd.cache.FeatureCache; "
-            f"got {type(self.cache).__name__}."
-        )
+        return FeatureCache(self.cache)  # a directory (validated as str or PathLike)
 
     def _cache_identity(self, encoder):
         return dict(
