@@ -50,6 +50,8 @@ _ENCODER_CACHE = OrderedDict()
 #: ``verbose >= 1`` a featurizer says when it reloads a dropped encoder.
 ENCODER_CACHE_BYTES = 4 * 2**30
 _EVICTED = set()  # keys of encoders dropped from the cache, to report reloads
+# The output columns of each architecture and readout, built without weights.
+_OUTPUT_COLUMNS = {}
 
 
 def _encoder_cache_budget():
@@ -306,6 +308,8 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
     }
 
     _feature_prefix = "feature"
+    #: Column names of a layer read: ``<prefix><index>_<statistic><channel>``.
+    _layer_prefix = "layer"
 
     # -- what subclasses provide -------------------------------------------
 
@@ -317,6 +321,22 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         """A hashable description of the weights, for the in-process cache."""
         raise NotImplementedError
 
+    def _blank_module(self, device):  # pragma: no cover - abstract
+        """``(module, input size)``: the encoder's architecture, without weights.
+
+        Built on ``device`` (the ``meta`` device: no memory, no weights file
+        read), before any readout; the input size is ``(C, H, W)``.
+        """
+        raise NotImplementedError
+
+    def _readout_module(self, module, readout):  # pragma: no cover - abstract
+        """``module`` wrapped to return the pooled layers of ``readout``."""
+        raise NotImplementedError
+
+    def _embedding_width(self, module):  # pragma: no cover - abstract
+        """The width of the final embedding ``module`` returns."""
+        raise NotImplementedError
+
     def _readout(self):
         """``(sorted layer indices, whether the embedding is read)``, or None.
 
@@ -325,6 +345,38 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         if self.layers is None:
             return None
         return canonical_layers(self.layers)
+
+    def _readout_key(self):
+        readout = self._readout()
+        if readout is None:
+            return None
+        return (tuple(readout[0]), readout[1], self.pooling)
+
+    def _read_out(self, module, input_size):
+        """``(module, column names or None, width)`` with the readout of ``layers``."""
+        readout = self._readout()
+        if readout is None:
+            return module, None, self._embedding_width(module)
+        module = self._readout_module(module, readout).eval()
+        names = module.column_names(input_size, self._layer_prefix)
+        return module, names, len(names)
+
+    def _output_columns(self):
+        """``(column names or None, width)`` of the output, without loading weights.
+
+        From the architecture built on the meta device (on the CPU with random
+        weights if an operation of the architecture has no meta kernel).
+        """
+        key = (type(self).__name__, self._encoder_key(), self._readout_key())
+        if key not in _OUTPUT_COLUMNS:
+            try:
+                module, input_size = self._blank_module(torch.device("meta"))
+                _, names, width = self._read_out(module, input_size)
+            except (NotImplementedError, RuntimeError):
+                module, input_size = self._blank_module(torch.device("cpu"))
+                _, names, width = self._read_out(module, input_size)
+            _OUTPUT_COLUMNS[key] = (names, width)
+        return _OUTPUT_COLUMNS[key]
 
     def _preprocess_config(self):  # pragma: no cover - abstract
         """The preprocessing the encoder applies, as a dict, without loading weights.
@@ -506,11 +558,8 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
     def _get_encoder(self):
         device, precision = self._device(), self._precision()
         readout = self._readout()
-        readout_key = None
-        if readout is not None:
-            readout_key = (tuple(readout[0]), readout[1], self.pooling)
         key = (type(self).__name__, self._encoder_key(), str(device), precision)
-        key += (readout_key,)
+        key += (self._readout_key(),)
         encoder = _ENCODER_CACHE.get(key)
         if encoder is None:
             if key in _EVICTED and self.verbose:
@@ -716,6 +765,10 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         for a CLIP ViT), then ``embedding0``, ... for the final embedding, so
         that :class:`~skacd.BlockSelector` can pick blocks by name.
 
+        The names come from the encoder's architecture alone (built on
+        torch's ``meta`` device): the weights are never loaded, downloaded
+        or read, fitted or not.
+
         Parameters
         ----------
         input_features : ignored
@@ -728,10 +781,9 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         """
         dim = getattr(self, "n_features_out_", None)
         if self.layers is not None or dim is None:
-            encoder = self._get_encoder()
-            if encoder.feature_names is not None:
-                return np.asarray(encoder.feature_names, dtype=object)
-            dim = encoder.embed_dim
+            names, dim = self._output_columns()
+            if names is not None:
+                return np.asarray(names, dtype=object)
         prefix = type(self).__name__.lower()
         return np.asarray([f"{prefix}{i}" for i in range(dim)], dtype=object)
 

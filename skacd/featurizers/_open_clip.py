@@ -65,6 +65,12 @@ def _preprocess_record(open_clip, model_name, cfg):
     return as_record(merged)
 
 
+def _tower_size(visual):
+    """``(H, W)`` of the images an open_clip image tower takes."""
+    size = visual.image_size
+    return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+
+
 def cached_weights_file(cfg, cache_dir=None):
     """The local file of an open_clip pretrained config, if it is on disk already.
 
@@ -209,6 +215,8 @@ class CLIPFeaturizer(BaseFeaturizer):
         CLIPFeaturizer("ViT-L-14", "/models/vit-l-14.bin", weights_tag="openai")
     """
 
+    _layer_prefix = "block"
+
     _parameter_constraints = {
         **BaseFeaturizer._parameter_constraints,
         "model_name": [str],
@@ -319,6 +327,23 @@ class CLIPFeaturizer(BaseFeaturizer):
         open_clip = self._check_model_name()
         _, _, cfg = self._weights_source(open_clip)
         return _preprocess_record(open_clip, self.model_name, cfg)
+
+    def _blank_module(self, device):
+        open_clip = self._check_model_name()
+        with seeded(RANDOM_INIT_SEED, torch.device("cpu")), device, quiet_library_logs(
+            "open_clip"
+        ):
+            model = open_clip.create_model(self.model_name, pretrained=None, device=device)
+        module = model.visual.eval()
+        return module, (3, *_tower_size(module))
+
+    def _readout_module(self, module, readout):
+        tokens = clip_tower_has_tokens(module)
+        statistics = pooling_statistics(self.pooling, tokens=tokens)
+        return OpenCLIPReadout(module, *readout, statistics, tokens)
+
+    def _embedding_width(self, module):
+        return int(module.output_dim)
 
     def _resolve_weights(self, open_clip, kind, tag, cfg):
         """Return (the checkpoint file to load or None, its identity string)."""
@@ -435,16 +460,8 @@ class CLIPFeaturizer(BaseFeaturizer):
         )
         module = model.visual.eval()
         del model  # the text tower is never used
-        embed_dim, feature_names = int(module.output_dim), None
-        size = module.image_size
-        size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
-        readout = self._readout()
-        if readout is not None:
-            tokens = clip_tower_has_tokens(module)
-            statistics = pooling_statistics(self.pooling, tokens=tokens)
-            module = OpenCLIPReadout(module, *readout, statistics, tokens).eval()
-            feature_names = module.column_names((3, *size), "block")
-            embed_dim = len(feature_names)
+        size = _tower_size(module)
+        module, feature_names, embed_dim = self._read_out(module, (3, *size))
         if precision == "int8":
             module = quantize_linear_int8(module)
         elif precision in ("onnx-float32", "onnx-int8"):

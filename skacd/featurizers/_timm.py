@@ -248,6 +248,8 @@ class TimmFeaturizer(BaseFeaturizer):
     ['stage0_mean0', 'stage0_std0', 'stage1_mean0']
     """
 
+    _layer_prefix = "stage"
+
     _parameter_constraints = {
         **BaseFeaturizer._parameter_constraints,
         "model_name": [str],
@@ -347,6 +349,20 @@ class TimmFeaturizer(BaseFeaturizer):
         )
         return as_record(config)
 
+    def _blank_module(self, device):
+        import timm
+
+        with seeded(RANDOM_INIT_SEED, torch.device("cpu")), device:
+            model = timm.create_model(self._architecture(), pretrained=False)
+        model.reset_classifier(0)
+        return model.eval(), tuple(self._preprocess_config()["input_size"])
+
+    def _readout_module(self, model, readout):
+        return TimmReadout(model, *readout, pooling_statistics(self.pooling, tokens=False))
+
+    def _embedding_width(self, model):
+        return int(model.num_features)
+
     def _data_config_overrides(self):
         return {} if self.crop_pct is None else {"crop_pct": float(self.crop_pct)}
 
@@ -406,14 +422,9 @@ class TimmFeaturizer(BaseFeaturizer):
                 f"expected {expected}."
             )
         preprocess = timm.data.create_transform(**config)
-        embed_dim = int(model.num_features)
-        feature_names = None
-        readout = self._readout()
-        if readout is not None:
-            statistics = pooling_statistics(self.pooling, tokens=False)
-            model = TimmReadout(model, *readout, statistics).eval()
-            feature_names = model.column_names(tuple(config["input_size"]), "stage")
-            embed_dim = len(feature_names)
+        model, feature_names, embed_dim = self._read_out(
+            model, tuple(config["input_size"])
+        )
         memory_format = torch.contiguous_format
         if precision == "int8":
             model = quantize_linear_int8(model)
