@@ -112,3 +112,98 @@ def test_feature_names_of_a_clip_tag_need_no_download(empty_encoder_cache,
     with_layers = featurizer.set_params(layers=[11, "embedding"]).get_feature_names_out()
     assert with_layers[0] == "block11_cls0" and len(with_layers) == 768 + 512
     assert len(empty_encoder_cache) == 0
+
+
+# -- scikit-learn's estimator checks, run explicitly ----------------------------
+#
+# check_estimator skips the featurizers (their tags say they take images, not
+# 2-D arrays), so the checks that apply to a transformer of images run here one
+# by one, on the tiny models. A check that feeds numeric arrays to transform
+# cannot apply: its image counterpart is test_transform_on_images_is_...
+
+APPLICABLE_CHECKS = [
+    "check_estimator_cloneable",
+    "check_estimator_repr",
+    "check_estimator_tags_renamed",
+    "check_valid_tag_types",
+    "check_mixin_order",
+    "check_no_attributes_set_in_init",
+    "check_parameters_default_constructible",
+    "check_do_not_raise_errors_in_init_or_set_params",
+    "check_get_params_invariance",
+    "check_set_params",
+    "check_param_validation",
+    "check_dont_overwrite_parameters",
+    "check_estimators_overwrite_params",
+    "check_estimators_fit_returns_self",
+    "check_fit_check_is_fitted",
+    "check_requires_y_none",
+    "check_transformer_n_iter",
+]
+
+NUMERIC_X = (
+    "Feeds numeric arrays to transform; a featurizer takes images (paths, PIL "
+    "images, uint8 arrays) and refuses a 2-D float array with a ValueError naming "
+    "the accepted inputs. Its image counterpart is in this file."
+)
+SKIPPED_CHECKS = {
+    "check_estimators_pickle": NUMERIC_X,
+    "check_fit_idempotent": NUMERIC_X,
+    "check_methods_subset_invariance": NUMERIC_X,
+    "check_methods_sample_order_invariance": NUMERIC_X,
+    "check_transformer_general": NUMERIC_X,
+    "check_transformers_unfitted_stateless": NUMERIC_X,
+    "check_pipeline_consistency": NUMERIC_X,
+    "check_dict_unchanged": NUMERIC_X,
+    "check_transformer_preserve_dtypes": NUMERIC_X,
+    "check_n_features_in": (
+        "Images have no number of input features: n_features_in_ is never set "
+        "(as for scikit-learn's text vectorizers)."
+    ),
+    "check_get_feature_names_out_error": (
+        "By design: a featurizer is stateless (requires_fit=False), so its output "
+        "names are known before fit, from the architecture alone."
+    ),
+}
+
+
+@pytest.mark.parametrize("make", [_tiny_clip, _tiny_timm],
+                         ids=["CLIPFeaturizer", "TimmFeaturizer"])
+@pytest.mark.parametrize("check_name", APPLICABLE_CHECKS + sorted(SKIPPED_CHECKS))
+def test_sklearn_estimator_checks(make, check_name):
+    import warnings
+
+    from sklearn.utils import estimator_checks
+
+    if check_name in SKIPPED_CHECKS:
+        pytest.skip(SKIPPED_CHECKS[check_name])
+    check = getattr(estimator_checks, check_name)
+    estimator = make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        check(type(estimator).__name__, estimator)
+
+
+@pytest.mark.parametrize("make", [_tiny_clip, _tiny_timm],
+                         ids=["CLIPFeaturizer", "TimmFeaturizer"])
+def test_transform_on_images_is_idempotent_invariant_and_picklable(make):
+    import pickle
+
+    from numpy.testing import assert_allclose, assert_array_equal
+    from sklearn.base import clone
+
+    images = np.random.RandomState(1).randint(0, 256, (7, 40, 40, 3), dtype=np.uint8)
+    featurizer = make(batch_size=4).fit()
+    reference = featurizer.transform(images)
+    # check_fit_idempotent: refitting changes nothing.
+    assert_array_equal(clone(featurizer).fit().fit().transform(images), reference)
+    # check_estimators_pickle: the unpickled featurizer gives the same rows.
+    restored = pickle.loads(pickle.dumps(featurizer))
+    assert_array_equal(restored.transform(images), reference)
+    # check_methods_subset_invariance / sample_order_invariance, up to float
+    # rounding of batches of other shapes.
+    assert_allclose(featurizer.transform(images[2:5]), reference[2:5], atol=1e-5)
+    order = np.random.RandomState(0).permutation(len(images))
+    assert_allclose(featurizer.transform(images[order]), reference[order], atol=1e-5)
+    # check_transformer_general: fit_transform is fit then transform.
+    assert_array_equal(clone(featurizer).fit_transform(images), reference)
