@@ -142,7 +142,7 @@ def _keep_featurizer(block, featurizer):
 
 
 def _embed_dim(featurizer):
-    return featurizer._get_encoder().embed_dim
+    return clone(featurizer).fit().n_features_out_  # loads the encoder, or raises
 
 
 # --------------------------------------------------------------------------

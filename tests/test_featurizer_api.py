@@ -207,3 +207,38 @@ def test_transform_on_images_is_idempotent_invariant_and_picklable(make):
     assert_allclose(featurizer.transform(images[order]), reference[order], atol=1e-5)
     # check_transformer_general: fit_transform is fit then transform.
     assert_array_equal(clone(featurizer).fit_transform(images), reference)
+
+
+# -- encoder_identity_ ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("make, layers", [
+    (_tiny_clip, None), (_tiny_timm, None), (_tiny_clip, [1, "embedding"]),
+])
+def test_encoder_identity_is_a_fitted_attribute_of_json_values(make, layers):
+    import json
+
+    featurizer = make(layers=layers)
+    assert not hasattr(featurizer, "encoder_identity_")
+    identity = featurizer.fit().encoder_identity_
+    assert json.loads(json.dumps(identity)) == identity
+    assert identity == featurizer._get_encoder().identity
+    assert identity is not featurizer._get_encoder().identity  # a copy
+    assert identity["preprocessing"] == featurizer.preprocessing_
+    assert identity["featurizer"] == type(featurizer).__name__
+    assert identity["precision"] == featurizer.precision_ == "float32"
+    assert identity["device_type"] == "cpu"
+    assert ("layers" in identity) == (layers is not None)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_encoder_identity_is_saved_with_a_detector(tmp_path):
+    import skacd
+
+    from conftest import tiny_detector
+
+    images = np.random.RandomState(0).randint(0, 256, (8, 40, 40, 3), dtype=np.uint8)
+    detector = tiny_detector().fit(images, np.repeat([0, 1], 4))
+    skacd.save(detector, tmp_path / "detector.skacd")
+    loaded = skacd.load(tmp_path / "detector.skacd")
+    assert loaded[0].encoder_identity_ == detector[0].encoder_identity_

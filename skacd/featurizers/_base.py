@@ -402,7 +402,8 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         -------
         self : object
             The featurizer, with ``device_``, ``precision_``,
-            ``n_features_out_`` and ``preprocessing_`` set.
+            ``n_features_out_``, ``preprocessing_`` and ``encoder_identity_``
+            set.
         """
         self.__dict__.pop("preprocessing_", None)  # a refit records anew
         encoder = self._get_encoder()
@@ -410,6 +411,7 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         self.precision_ = self._precision()
         self.n_features_out_ = encoder.embed_dim
         self.preprocessing_ = encoder.identity.get("preprocessing")
+        self.encoder_identity_ = dict(encoder.identity)
         return self
 
     def fit_transform(self, X, y=None):

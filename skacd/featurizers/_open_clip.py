@@ -188,6 +188,14 @@ class CLIPFeaturizer(BaseFeaturizer):
         The preprocessing the encoder applies (image size, mean, std,
         interpolation, resize mode); part of the encoder's identity, stored
         in detector files and checked again when one is used.
+    encoder_identity_ : dict
+        What identifies the encoder ``fit`` loaded, as JSON values:
+        ``library`` and ``library_version``, ``model_name``, ``pretrained``
+        (the weights: a tag and its file, a local file's path, size and
+        modification time, or the random-init seed), ``preprocessing``,
+        ``quick_gelu``, ``featurizer``, ``precision``, ``device_type`` and,
+        with ``layers``, the ``layers`` read and their ``pooling``. The
+        feature cache keys are made from it.
 
     See Also
     --------

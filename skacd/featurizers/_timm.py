@@ -224,6 +224,14 @@ class TimmFeaturizer(BaseFeaturizer):
         timm's data config of the weights (input size, interpolation, mean,
         std, crop_pct, crop_mode); part of the encoder's identity, stored in
         detector files and checked again when one is used.
+    encoder_identity_ : dict
+        What identifies the encoder ``fit`` loaded, as JSON values:
+        ``library`` and ``library_version``, ``model_name``, ``pretrained``
+        (the weights: a tag and its file, a local file's path, size and
+        modification time, or the random-init seed), ``preprocessing``,
+        ``featurizer``, ``precision``, ``device_type`` and, with ``layers``,
+        the ``layers`` read and their ``pooling``. The feature cache keys
+        are made from it.
 
     See Also
     --------
