@@ -55,11 +55,11 @@ def test_cache_as_a_directory_or_a_feature_cache(tmp_path, kind):
 def empty_encoder_cache(monkeypatch):
     from collections import OrderedDict
 
-    from skacd.featurizers import _base
+    from skacd.featurizers import _base, _encoder
 
-    monkeypatch.setattr(_base, "_ENCODER_CACHE", OrderedDict())
+    monkeypatch.setattr(_encoder, "_ENCODER_CACHE", OrderedDict())
     monkeypatch.setattr(_base, "_OUTPUT_COLUMNS", {})
-    return _base._ENCODER_CACHE
+    return _encoder._ENCODER_CACHE
 
 
 @pytest.mark.parametrize("make, layers", [

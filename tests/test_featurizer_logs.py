@@ -55,7 +55,7 @@ def test_quiet_library_logs_drops_only_the_library_records(caplog):
 
 def test_random_clip_weights_leave_the_root_logger_alone(tiny_clip, caplog,
                                                           monkeypatch):
-    from skacd.featurizers import _base
+    from skacd.featurizers import _encoder
     from skacd.featurizers._open_clip import _open_clip
 
     open_clip = _open_clip()
@@ -67,7 +67,7 @@ def test_random_clip_weights_leave_the_root_logger_alone(tiny_clip, caplog,
         return create_model(*args, **kwargs)
 
     monkeypatch.setattr(open_clip, "create_model", create_model_while_the_user_logs)
-    monkeypatch.setattr(_base, "_ENCODER_CACHE", OrderedDict())
+    monkeypatch.setattr(_encoder, "_ENCODER_CACHE", OrderedDict())
     with caplog.at_level(logging.WARNING):
         before = _root_state()
         clone(tiny_clip).fit()
@@ -78,9 +78,9 @@ def test_random_clip_weights_leave_the_root_logger_alone(tiny_clip, caplog,
 
 @needs_onnxruntime
 def test_onnx_int8_quantisation_advice_is_quiet(tiny_clip, caplog, monkeypatch):
-    from skacd.featurizers import _base
+    from skacd.featurizers import _encoder
 
-    monkeypatch.setattr(_base, "_ENCODER_CACHE", OrderedDict())
+    monkeypatch.setattr(_encoder, "_ENCODER_CACHE", OrderedDict())
     images = np.random.RandomState(0).randint(0, 256, (2, 40, 40, 3), dtype=np.uint8)
     with caplog.at_level(logging.WARNING):
         before = _root_state()

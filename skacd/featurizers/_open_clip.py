@@ -9,7 +9,8 @@ import torch
 from .._logging import quiet_library_logs
 from .._torch import seeded
 from ..exceptions import WeightsUnavailableError
-from ._base import BaseFeaturizer, Encoder
+from ._base import BaseFeaturizer
+from ._encoder import Encoder, apply_precision
 from ._layers import OpenCLIPReadout, clip_tower_has_tokens, pooling_statistics
 from ._preprocessing import as_record, describe
 from ._weights import check_hub_reachable, file_identity, hub_file_in_cache
@@ -26,17 +27,6 @@ def _open_clip():
     if "skacd-tiny-ViT" not in open_clip.list_models():
         open_clip.add_model_config(_CONFIG_DIR)
     return open_clip
-
-
-def quantize_linear_int8(module):
-    """Dynamic int8 quantisation of the ``nn.Linear`` layers (CPU only)."""
-    with warnings.catch_warnings():
-        # torch.ao.quantization announces its move to torchao; it still works.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
-        return torch.ao.quantization.quantize_dynamic(
-            module, {torch.nn.Linear}, dtype=torch.qint8
-        )
 
 
 def _clean_tag(tag):
@@ -470,13 +460,7 @@ class CLIPFeaturizer(BaseFeaturizer):
         del model  # the text tower is never used
         size = _tower_size(module)
         module, feature_names, embed_dim = self._read_out(module, (3, *size))
-        if precision == "int8":
-            module = quantize_linear_int8(module)
-        elif precision in ("onnx-float32", "onnx-int8"):
-            from ._onnx import onnx_module
-
-            module = onnx_module(module, (3, *size), quantize=precision == "onnx-int8")
-        module = module.to(device)
+        module = apply_precision(module, precision, (3, *size), device)
         return Encoder(
             module=module,
             preprocess=preprocess,

@@ -10,9 +10,9 @@ import torch
 
 from .._compat import Interval
 from .._torch import seeded
-from ._base import BaseFeaturizer, Encoder
+from ._base import BaseFeaturizer
+from ._encoder import Encoder, apply_precision
 from ._layers import TimmReadout, pooling_statistics
-from ._open_clip import quantize_linear_int8
 from ._preprocessing import as_record
 from ._weights import check_hub_reachable, file_identity
 
@@ -433,20 +433,12 @@ class TimmFeaturizer(BaseFeaturizer):
         model, feature_names, embed_dim = self._read_out(
             model, tuple(config["input_size"])
         )
+        model = apply_precision(model, precision, tuple(config["input_size"]), device)
         memory_format = torch.contiguous_format
-        if precision == "int8":
-            model = quantize_linear_int8(model)
-        elif precision in ("onnx-float32", "onnx-int8"):
-            from ._onnx import onnx_module
-
-            model = onnx_module(
-                model, tuple(config["input_size"]), quantize=precision == "onnx-int8"
-            )
         if not precision.startswith("onnx") and _is_convnet(model):
             # oneDNN / cuDNN convolutions run faster on NHWC tensors.
             memory_format = torch.channels_last
             model = model.to(memory_format=memory_format)
-        model = model.to(device)
         return Encoder(
             module=model,
             preprocess=preprocess,
