@@ -95,7 +95,9 @@ def test_feature_names_read_no_weights_file(empty_encoder_cache, monkeypatch):
     monkeypatch.setattr(_timm, "efficientnet_lite_weights_path", no_weights)
     featurizer = TimmFeaturizer("efficientnet_lite0", layers=[0, 1, 2, 3], device="cpu")
     names = featurizer.get_feature_names_out()
-    assert names[[0, 16, 32]].tolist() == ["stage0_mean0", "stage0_std0", "stage1_mean0"]
+    assert names[[0, 16, 32]].tolist() == [
+        "stage0_mean0", "stage0_std0", "stage1_mean0"
+    ]
     assert len(names) == 320 and len(empty_encoder_cache) == 0
     with pytest.raises(AssertionError, match="weights file was looked up"):
         featurizer.fit()
@@ -109,7 +111,8 @@ def test_feature_names_of_a_clip_tag_need_no_download(empty_encoder_cache,
                                 cache_dir="/nonexistent-skacd-cache")
     names = featurizer.get_feature_names_out()
     assert names.tolist() == [f"clipfeaturizer{i}" for i in range(512)]
-    with_layers = featurizer.set_params(layers=[11, "embedding"]).get_feature_names_out()
+    featurizer.set_params(layers=[11, "embedding"])
+    with_layers = featurizer.get_feature_names_out()
     assert with_layers[0] == "block11_cls0" and len(with_layers) == 768 + 512
     assert len(empty_encoder_cache) == 0
 

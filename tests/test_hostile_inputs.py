@@ -330,7 +330,8 @@ def test_encoder_cache_keeps_three_encoders_and_reports_reloads(monkeypatch, cap
     for _ in range(2):
         for f in featurizers:
             f.fit_transform(X)
-    assert len(_encoder._ENCODER_CACHE) == 3  # the old fixed size of 2 reloaded each time
+    # The old fixed size of 2 reloaded each time.
+    assert len(_encoder._ENCODER_CACHE) == 3
     assert "reloading the encoder" not in capsys.readouterr().err
     assert all(e.nbytes > 0 for e in _encoder._ENCODER_CACHE.values())
     smallest = min(e.nbytes for e in _encoder._ENCODER_CACHE.values())

@@ -100,7 +100,9 @@ def test_uint8_pixel_stage_matches_the_per_image_preprocess(
         encoder = clone(featurizer)._get_encoder()
         assert encoder.pixel_stage is not None  # both use the split path
         fast[type(featurizer).__name__] = clone(featurizer).fit_transform(paths[:6])
-    monkeypatch.setattr(_loading.PixelStage, "from_preprocess", classmethod(lambda c, p: None))
+    monkeypatch.setattr(
+        _loading.PixelStage, "from_preprocess", classmethod(lambda c, p: None)
+    )
     monkeypatch.setattr(_encoder, "_ENCODER_CACHE", type(_encoder._ENCODER_CACHE)())
     for featurizer in (tiny_clip, lite0):
         assert clone(featurizer)._get_encoder().pixel_stage is None

@@ -138,7 +138,9 @@ class _ImageDataset(torch.utils.data.Dataset):
     # ``pool``: a thread pool decoding the images of one batch in parallel
     # (Pillow releases the GIL while decoding and resizing), in the process that
     # runs the model: used instead of worker processes on small CPUs.
-    def __init__(self, items, positions, preprocess, image_transform, pixel_stage, pool):
+    def __init__(
+        self, items, positions, preprocess, image_transform, pixel_stage, pool
+    ):
         self.items, self.positions = items, positions
         self.preprocess, self.image_transform = preprocess, image_transform
         self.pixel_stage, self.pool = pixel_stage, pool
@@ -165,7 +167,8 @@ class _ImageDataset(torch.utils.data.Dataset):
         except ImageLoadError as exc:
             return position, None, exc
         except Exception as exc:  # preprocessing of a decoded image failed
-            return position, None, ImageLoadError(describe_item(item, position), repr(exc))
+            error = ImageLoadError(describe_item(item, position), repr(exc))
+            return position, None, error
 
 
 def _collate(samples):

@@ -331,7 +331,9 @@ class CLIPFeaturizer(BaseFeaturizer):
         with seeded(RANDOM_INIT_SEED, torch.device("cpu")), device, quiet_library_logs(
             "open_clip"
         ):
-            model = open_clip.create_model(self.model_name, pretrained=None, device=device)
+            model = open_clip.create_model(
+                self.model_name, pretrained=None, device=device
+            )
         module = model.visual.eval()
         return module, (3, *_tower_size(module))
 

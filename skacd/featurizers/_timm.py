@@ -366,7 +366,8 @@ class TimmFeaturizer(BaseFeaturizer):
         return model.eval(), tuple(self._preprocess_config()["input_size"])
 
     def _readout_module(self, model, readout):
-        return TimmReadout(model, *readout, pooling_statistics(self.pooling, tokens=False))
+        statistics = pooling_statistics(self.pooling, tokens=False)
+        return TimmReadout(model, *readout, statistics)
 
     def _embedding_width(self, model):
         return int(model.num_features)
