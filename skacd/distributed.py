@@ -16,7 +16,6 @@ Model selection needs nothing from this module: scikit-learn's
 """
 
 import os
-import threading
 import uuid
 import warnings
 from numbers import Integral
@@ -26,8 +25,10 @@ from sklearn.base import clone
 
 from ._compat import Interval, StrOptions, validate_params
 from .exceptions import ImageLoadError, ImageLoadWarning
-from .featurizers._base import BaseFeaturizer, as_items
+from .featurizers._base import BaseFeaturizer
+from .featurizers._encoder import loads_in_this_thread
 from .featurizers._images import describe_item
+from .featurizers._loading import as_items
 
 __all__ = ["featurize"]
 
@@ -36,9 +37,8 @@ _INSTALL_HINT = (
     '(or pip install "dask[distributed]").'
 )
 
-# Worker-side state: one lock so that concurrent threads of a worker process
-# load an encoder once, and counters the tests read with ``client.run``.
-_LOAD_LOCK = threading.Lock()
+# Worker-side counters, which the tests read with ``client.run``. Concurrent
+# threads of a worker load an encoder once: the encoder cache is thread-safe.
 _WORKER_STATS = {"encoder_loads": 0, "chunks": 0}
 
 
@@ -91,20 +91,17 @@ def _featurize_chunk(featurizer, items):
     ``verbose=0``, ``on_error="skip"``). Its encoder lives in the featurizers'
     module-level cache, so every chunk that lands in this process reuses it.
     """
-    from .featurizers._base import _ENCODER_CACHE
-
-    with _LOAD_LOCK:
-        loaded_before = {id(encoder) for encoder in _ENCODER_CACHE.values()}
-        encoder = featurizer._get_encoder()
-        if id(encoder) not in loaded_before:
-            _WORKER_STATS["encoder_loads"] += 1
     # Arrays arrive read-only from Dask's deserialisation; torch warns on those.
     items = [
         np.array(item) if isinstance(item, np.ndarray) and not item.flags.writeable
         else item
         for item in items
     ]
-    result = featurizer.featurize(items)
+    loads = loads_in_this_thread()
+    try:
+        result = featurizer.featurize(items)
+    finally:
+        _WORKER_STATS["encoder_loads"] += loads_in_this_thread() - loads
     _WORKER_STATS["chunks"] += 1
     return {
         "features": result.features,
@@ -142,7 +139,7 @@ def _keep_featurizer(block, featurizer):
 
 
 def _embed_dim(featurizer):
-    return featurizer._get_encoder().embed_dim
+    return clone(featurizer).fit().n_features_out_  # loads the encoder, or raises
 
 
 # --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import skacd.featurizers._base as featurizer_base
+import skacd.featurizers._loading as featurizer_base
 from skacd import CLIPFeaturizer, TimmFeaturizer
 from skacd.cli import main
 from skacd.featurizers import from_spec, to_spec

@@ -175,7 +175,7 @@ def test_bitwise_equal_to_one_process_whatever_the_chunk_size(
 
 def test_threads_of_one_worker_share_one_encoder(images, reference):
     # An in-process worker with 3 threads: concurrent chunks load one encoder.
-    from skacd.featurizers._base import _ENCODER_CACHE
+    from skacd.featurizers._encoder import _ENCODER_CACHE
 
     _ENCODER_CACHE.clear()
     loads = skacd_distributed._WORKER_STATS["encoder_loads"]

@@ -41,16 +41,16 @@ def test_random_init_is_seeded_across_instances_and_pickling(tiny_clip, image_fo
 def test_encoder_not_pickled_and_loaded_once(tiny_clip, image_folder, monkeypatch):
     from collections import OrderedDict
 
-    from skacd.featurizers import _base
+    from skacd.featurizers import _encoder
 
     # Other tests' encoders (other precisions, layers) may still be cached.
-    monkeypatch.setattr(_base, "_ENCODER_CACHE", OrderedDict())
+    monkeypatch.setattr(_encoder, "_ENCODER_CACHE", OrderedDict())
     _, paths, _, _ = image_folder
     tiny_clip.fit_transform(paths[:2])
     clone(tiny_clip).fit_transform(paths[:2])
     payload = pickle.dumps(tiny_clip)
     assert len(payload) < 5_000  # parameters only, no weights
-    loaded = [key for key in _base._ENCODER_CACHE if key[1][0] == "skacd-tiny-ViT"]
+    loaded = [key for key in _encoder._ENCODER_CACHE if key[1][0] == "skacd-tiny-ViT"]
     assert len(loaded) == 1
 
 
@@ -246,9 +246,9 @@ def test_timm_featurizer_one_line(image_folder):
 def test_timm_missing_weights_package_names_it(monkeypatch):
     from collections import OrderedDict
 
-    from skacd.featurizers import _base, _timm
+    from skacd.featurizers import _encoder, _timm
 
-    monkeypatch.setattr(_base, "_ENCODER_CACHE", OrderedDict())
+    monkeypatch.setattr(_encoder, "_ENCODER_CACHE", OrderedDict())
     monkeypatch.setitem(
         _timm.EFFICIENTNET_LITE,
         "efficientnet_lite0",

@@ -317,10 +317,10 @@ def test_encoder_cache_keeps_three_encoders_and_reports_reloads(monkeypatch, cap
     from collections import OrderedDict
 
     from skacd import CLIPFeaturizer
-    from skacd.featurizers import _base
+    from skacd.featurizers import _encoder
 
-    monkeypatch.setattr(_base, "_ENCODER_CACHE", OrderedDict())
-    monkeypatch.setattr(_base, "_EVICTED", set())
+    monkeypatch.setattr(_encoder, "_ENCODER_CACHE", OrderedDict())
+    monkeypatch.setattr(_encoder, "_EVICTED", set())
     X = [np.zeros((32, 32, 3), np.uint8)]
     featurizers = [
         CLIPFeaturizer("skacd-tiny-ViT", pretrained=None, device="cpu", num_workers=0,
@@ -330,14 +330,15 @@ def test_encoder_cache_keeps_three_encoders_and_reports_reloads(monkeypatch, cap
     for _ in range(2):
         for f in featurizers:
             f.fit_transform(X)
-    assert len(_base._ENCODER_CACHE) == 3  # the old fixed size of 2 reloaded each time
+    # The old fixed size of 2 reloaded each time.
+    assert len(_encoder._ENCODER_CACHE) == 3
     assert "reloading the encoder" not in capsys.readouterr().err
-    assert all(e.nbytes > 0 for e in _base._ENCODER_CACHE.values())
-    smallest = min(e.nbytes for e in _base._ENCODER_CACHE.values())
+    assert all(e.nbytes > 0 for e in _encoder._ENCODER_CACHE.values())
+    smallest = min(e.nbytes for e in _encoder._ENCODER_CACHE.values())
     monkeypatch.setattr(skacd.featurizers, "ENCODER_CACHE_BYTES", smallest)
     for f in featurizers:
         f.transform(X)
-    assert len(_base._ENCODER_CACHE) == 1  # the one in use is always kept
+    assert len(_encoder._ENCODER_CACHE) == 1  # the one in use is always kept
     featurizers[0].transform(X)
     err = capsys.readouterr().err
     assert "[CLIPFeaturizer] reloading the encoder" in err

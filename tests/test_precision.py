@@ -13,7 +13,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 
 from skacd import CLIPFeaturizer, TimmFeaturizer
-from skacd.featurizers import _base
+from skacd.featurizers import _encoder, _loading
 
 HAS_ONNXRUNTIME = (
     importlib.util.find_spec("onnxruntime") is not None
@@ -100,8 +100,10 @@ def test_uint8_pixel_stage_matches_the_per_image_preprocess(
         encoder = clone(featurizer)._get_encoder()
         assert encoder.pixel_stage is not None  # both use the split path
         fast[type(featurizer).__name__] = clone(featurizer).fit_transform(paths[:6])
-    monkeypatch.setattr(_base._PixelStage, "from_preprocess", classmethod(lambda c, p: None))
-    monkeypatch.setattr(_base, "_ENCODER_CACHE", type(_base._ENCODER_CACHE)())
+    monkeypatch.setattr(
+        _loading.PixelStage, "from_preprocess", classmethod(lambda c, p: None)
+    )
+    monkeypatch.setattr(_encoder, "_ENCODER_CACHE", type(_encoder._ENCODER_CACHE)())
     for featurizer in (tiny_clip, lite0):
         assert clone(featurizer)._get_encoder().pixel_stage is None
         plain = clone(featurizer).fit_transform(paths[:6])
@@ -112,9 +114,9 @@ def test_uint8_pixel_stage_matches_the_per_image_preprocess(
 def test_pixel_stage_refuses_an_unusual_preprocess():
     from torchvision import transforms
 
-    assert _base._PixelStage.from_preprocess(lambda image: image) is None
+    assert _loading.PixelStage.from_preprocess(lambda image: image) is None
     custom = transforms.Compose([transforms.ToTensor(), transforms.Lambda(lambda x: x * 2)])
-    assert _base._PixelStage.from_preprocess(custom) is None
+    assert _loading.PixelStage.from_preprocess(custom) is None
     usual = transforms.Compose(
         [
             transforms.Resize(8),
@@ -123,7 +125,7 @@ def test_pixel_stage_refuses_an_unusual_preprocess():
             transforms.Normalize((0.1, 0.2, 0.3), (0.3, 0.2, 0.1)),
         ]
     )
-    assert _base._PixelStage.from_preprocess(usual) is not None
+    assert _loading.PixelStage.from_preprocess(usual) is not None
 
 
 def test_convnets_run_channels_last_and_vits_do_not(tiny_clip, lite0):

@@ -14,7 +14,7 @@ from numpy.testing import assert_array_equal
 from PIL import Image
 
 from skacd import CLIPFeaturizer
-from skacd.featurizers import _base
+from skacd.featurizers import _encoder
 
 TAG = "skacd_test"
 REPO = "skacd/tiny-test"
@@ -79,13 +79,13 @@ def test_tag(monkeypatch, tmp_path):
 
     monkeypatch.setattr(open_clip.pretrained, "hf_hub_download", fake_hf_hub_download)
     monkeypatch.setattr(clip_module, "check_hub_reachable", lambda *a, **k: None)
-    monkeypatch.setattr(_base, "_ENCODER_CACHE", type(_base._ENCODER_CACHE)())
+    monkeypatch.setattr(_encoder, "_ENCODER_CACHE", type(_encoder._ENCODER_CACHE)())
     return cache_dir, download, source
 
 
 def _new_process():
     """Forget the loaded encoders, as a new Python process would."""
-    _base._ENCODER_CACHE.clear()
+    _encoder._ENCODER_CACHE.clear()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Frozen image encoders as scikit-learn transformers: images in, embeddings out."""
 
-from . import _base, _images
+from . import _encoder, _images
 from ._base import BaseFeaturizer, FeaturizeResult
 from ._images import (
     GaussianBlur,
@@ -28,7 +28,7 @@ MAX_IMAGE_PIXELS = _images.MAX_IMAGE_PIXELS
 #: The memory that loaded encoders kept for reuse may take, in bytes (4 GiB):
 #: the least recently used are dropped beyond it (never the one in use), and a
 #: featurizer with ``verbose >= 1`` says when it reloads one.
-ENCODER_CACHE_BYTES = _base.ENCODER_CACHE_BYTES
+ENCODER_CACHE_BYTES = _encoder.ENCODER_CACHE_BYTES
 
 __all__ = [
     "BaseFeaturizer",

@@ -126,9 +126,14 @@ class _Readout(nn.Module):
         )
 
     def column_names(self, input_size, prefix):
-        """Names of the output columns, from one pass over a blank image."""
+        """Names of the output columns, from one pass over a blank image.
+
+        The pass runs where the parameters are: on the ``meta`` device it
+        computes shapes only.
+        """
+        device = next(self.parameters(), torch.empty(0)).device
         with torch.inference_mode():
-            outputs = self.layer_outputs(torch.zeros((1, *input_size)))
+            outputs = self.layer_outputs(torch.zeros((1, *input_size), device=device))
         names = []
         for index, pieces in outputs:
             if index is None:

@@ -15,14 +15,14 @@ Needs the ``onnx`` extra: ``pip install 'skacd[onnx]'`` (``onnxruntime`` and
 ``onnx``; torch's exporter may also want ``onnxscript``).
 """
 
-import contextlib
-import logging
 import os
 import tempfile
 import warnings
 
 import numpy as np
 import torch
+
+from .._logging import quiet_library_logs
 
 __all__ = ["OnnxModule", "onnx_module"]
 
@@ -83,18 +83,6 @@ class OnnxModule(torch.nn.Module):
 
     def __getstate__(self):  # pragma: no cover - encoders are never pickled
         raise TypeError("ONNX Runtime encoders are not picklable; they are rebuilt.")
-
-
-@contextlib.contextmanager
-def _quiet_root_logger():
-    # onnxruntime.quantization logs advice through the root logger.
-    logger = logging.getLogger()
-    previous = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
 
 
 def _export(module, example, path):
@@ -161,7 +149,8 @@ def onnx_module(module, input_shape, *, quantize=True, op_types=("MatMul", "Gemm
         if not quantize:
             with open(fp32, "rb") as fh:
                 return OnnxModule(fh.read(), output_dim)
-        with warnings.catch_warnings(), _quiet_root_logger():
+        # onnxruntime.quantization logs advice through the root logger.
+        with warnings.catch_warnings(), quiet_library_logs("onnxruntime"):
             warnings.simplefilter("ignore")
             quantize_dynamic(
                 fp32,

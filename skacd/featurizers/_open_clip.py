@@ -1,16 +1,16 @@
 """CLIPFeaturizer: a frozen open_clip image tower. The only open_clip import."""
 
-import contextlib
-import logging
 import os
 import pickle
 import warnings
 
 import torch
 
+from .._logging import quiet_library_logs
 from .._torch import seeded
 from ..exceptions import WeightsUnavailableError
-from ._base import BaseFeaturizer, Encoder
+from ._base import BaseFeaturizer
+from ._encoder import Encoder, apply_precision
 from ._layers import OpenCLIPReadout, clip_tower_has_tokens, pooling_statistics
 from ._preprocessing import as_record, describe
 from ._weights import check_hub_reachable, file_identity, hub_file_in_cache
@@ -27,17 +27,6 @@ def _open_clip():
     if "skacd-tiny-ViT" not in open_clip.list_models():
         open_clip.add_model_config(_CONFIG_DIR)
     return open_clip
-
-
-def quantize_linear_int8(module):
-    """Dynamic int8 quantisation of the ``nn.Linear`` layers (CPU only)."""
-    with warnings.catch_warnings():
-        # torch.ao.quantization announces its move to torchao; it still works.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
-        return torch.ao.quantization.quantize_dynamic(
-            module, {torch.nn.Linear}, dtype=torch.qint8
-        )
 
 
 def _clean_tag(tag):
@@ -66,6 +55,12 @@ def _preprocess_record(open_clip, model_name, cfg):
     return as_record(merged)
 
 
+def _tower_size(visual):
+    """``(H, W)`` of the images an open_clip image tower takes."""
+    size = visual.image_size
+    return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+
+
 def cached_weights_file(cfg, cache_dir=None):
     """The local file of an open_clip pretrained config, if it is on disk already.
 
@@ -88,18 +83,6 @@ def cached_weights_file(cfg, cache_dir=None):
         local = os.path.join(directory, os.path.basename(cfg["url"]))
         return local if os.path.isfile(local) else None
     return None
-
-
-@contextlib.contextmanager
-def _quiet_root_logger(active):
-    logger = logging.getLogger()
-    previous = logger.level
-    if active:
-        logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
 
 
 class CLIPFeaturizer(BaseFeaturizer):
@@ -195,6 +178,14 @@ class CLIPFeaturizer(BaseFeaturizer):
         The preprocessing the encoder applies (image size, mean, std,
         interpolation, resize mode); part of the encoder's identity, stored
         in detector files and checked again when one is used.
+    encoder_identity_ : dict
+        What identifies the encoder ``fit`` loaded, as JSON values:
+        ``library`` and ``library_version``, ``model_name``, ``pretrained``
+        (the weights: a tag and its file, a local file's path, size and
+        modification time, or the random-init seed), ``preprocessing``,
+        ``quick_gelu``, ``featurizer``, ``precision``, ``device_type`` and,
+        with ``layers``, the ``layers`` read and their ``pooling``. The
+        feature cache keys are made from it.
 
     See Also
     --------
@@ -221,6 +212,8 @@ class CLIPFeaturizer(BaseFeaturizer):
         CLIPFeaturizer("ViT-L-14", pretrained="openai")
         CLIPFeaturizer("ViT-L-14", "/models/vit-l-14.bin", weights_tag="openai")
     """
+
+    _layer_prefix = "block"
 
     _parameter_constraints = {
         **BaseFeaturizer._parameter_constraints,
@@ -333,6 +326,25 @@ class CLIPFeaturizer(BaseFeaturizer):
         _, _, cfg = self._weights_source(open_clip)
         return _preprocess_record(open_clip, self.model_name, cfg)
 
+    def _blank_module(self, device):
+        open_clip = self._check_model_name()
+        with seeded(RANDOM_INIT_SEED, torch.device("cpu")), device, quiet_library_logs(
+            "open_clip"
+        ):
+            model = open_clip.create_model(
+                self.model_name, pretrained=None, device=device
+            )
+        module = model.visual.eval()
+        return module, (3, *_tower_size(module))
+
+    def _readout_module(self, module, readout):
+        tokens = clip_tower_has_tokens(module)
+        statistics = pooling_statistics(self.pooling, tokens=tokens)
+        return OpenCLIPReadout(module, *readout, statistics, tokens)
+
+    def _embedding_width(self, module):
+        return int(module.output_dim)
+
     def _resolve_weights(self, open_clip, kind, tag, cfg):
         """Return (the checkpoint file to load or None, its identity string)."""
         if kind == "random":
@@ -407,8 +419,8 @@ class CLIPFeaturizer(BaseFeaturizer):
             # The weights are always a file (or None) and the tag's own config,
             # preprocessing and QuickGELU, is applied explicitly: the same whether
             # the file was just downloaded, found in a cache or given by the user.
-            with seeded(RANDOM_INIT_SEED, torch.device("cpu")), _quiet_root_logger(
-                weights is None
+            with seeded(RANDOM_INIT_SEED, torch.device("cpu")), quiet_library_logs(
+                "open_clip", active=weights is None
             ):
                 model = open_clip.create_model(
                     self.model_name,
@@ -448,23 +460,9 @@ class CLIPFeaturizer(BaseFeaturizer):
         )
         module = model.visual.eval()
         del model  # the text tower is never used
-        embed_dim, feature_names = int(module.output_dim), None
-        size = module.image_size
-        size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
-        readout = self._readout()
-        if readout is not None:
-            tokens = clip_tower_has_tokens(module)
-            statistics = pooling_statistics(self.pooling, tokens=tokens)
-            module = OpenCLIPReadout(module, *readout, statistics, tokens).eval()
-            feature_names = module.column_names((3, *size), "block")
-            embed_dim = len(feature_names)
-        if precision == "int8":
-            module = quantize_linear_int8(module)
-        elif precision in ("onnx-float32", "onnx-int8"):
-            from ._onnx import onnx_module
-
-            module = onnx_module(module, (3, *size), quantize=precision == "onnx-int8")
-        module = module.to(device)
+        size = _tower_size(module)
+        module, feature_names, embed_dim = self._read_out(module, (3, *size))
+        module = apply_precision(module, precision, (3, *size), device)
         return Encoder(
             module=module,
             preprocess=preprocess,

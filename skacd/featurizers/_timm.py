@@ -10,9 +10,9 @@ import torch
 
 from .._compat import Interval
 from .._torch import seeded
-from ._base import BaseFeaturizer, Encoder
+from ._base import BaseFeaturizer
+from ._encoder import Encoder, apply_precision
 from ._layers import TimmReadout, pooling_statistics
-from ._open_clip import quantize_linear_int8
 from ._preprocessing import as_record
 from ._weights import check_hub_reachable, file_identity
 
@@ -224,6 +224,14 @@ class TimmFeaturizer(BaseFeaturizer):
         timm's data config of the weights (input size, interpolation, mean,
         std, crop_pct, crop_mode); part of the encoder's identity, stored in
         detector files and checked again when one is used.
+    encoder_identity_ : dict
+        What identifies the encoder ``fit`` loaded, as JSON values:
+        ``library`` and ``library_version``, ``model_name``, ``pretrained``
+        (the weights: a tag and its file, a local file's path, size and
+        modification time, or the random-init seed), ``preprocessing``,
+        ``featurizer``, ``precision``, ``device_type`` and, with ``layers``,
+        the ``layers`` read and their ``pooling``. The feature cache keys
+        are made from it.
 
     See Also
     --------
@@ -247,6 +255,8 @@ class TimmFeaturizer(BaseFeaturizer):
     >>> early.get_feature_names_out()[[0, 16, 32]].tolist()
     ['stage0_mean0', 'stage0_std0', 'stage1_mean0']
     """
+
+    _layer_prefix = "stage"
 
     _parameter_constraints = {
         **BaseFeaturizer._parameter_constraints,
@@ -347,6 +357,21 @@ class TimmFeaturizer(BaseFeaturizer):
         )
         return as_record(config)
 
+    def _blank_module(self, device):
+        import timm
+
+        with seeded(RANDOM_INIT_SEED, torch.device("cpu")), device:
+            model = timm.create_model(self._architecture(), pretrained=False)
+        model.reset_classifier(0)
+        return model.eval(), tuple(self._preprocess_config()["input_size"])
+
+    def _readout_module(self, model, readout):
+        statistics = pooling_statistics(self.pooling, tokens=False)
+        return TimmReadout(model, *readout, statistics)
+
+    def _embedding_width(self, model):
+        return int(model.num_features)
+
     def _data_config_overrides(self):
         return {} if self.crop_pct is None else {"crop_pct": float(self.crop_pct)}
 
@@ -406,28 +431,15 @@ class TimmFeaturizer(BaseFeaturizer):
                 f"expected {expected}."
             )
         preprocess = timm.data.create_transform(**config)
-        embed_dim = int(model.num_features)
-        feature_names = None
-        readout = self._readout()
-        if readout is not None:
-            statistics = pooling_statistics(self.pooling, tokens=False)
-            model = TimmReadout(model, *readout, statistics).eval()
-            feature_names = model.column_names(tuple(config["input_size"]), "stage")
-            embed_dim = len(feature_names)
+        model, feature_names, embed_dim = self._read_out(
+            model, tuple(config["input_size"])
+        )
+        model = apply_precision(model, precision, tuple(config["input_size"]), device)
         memory_format = torch.contiguous_format
-        if precision == "int8":
-            model = quantize_linear_int8(model)
-        elif precision in ("onnx-float32", "onnx-int8"):
-            from ._onnx import onnx_module
-
-            model = onnx_module(
-                model, tuple(config["input_size"]), quantize=precision == "onnx-int8"
-            )
         if not precision.startswith("onnx") and _is_convnet(model):
             # oneDNN / cuDNN convolutions run faster on NHWC tensors.
             memory_format = torch.channels_last
             model = model.to(memory_format=memory_format)
-        model = model.to(device)
         return Encoder(
             module=model,
             preprocess=preprocess,
