@@ -173,3 +173,26 @@ def test_crop_pct_sets_the_resize():
     assert "Resize(size=260" in text and "CenterCrop(size=(260, 260))" in text
     default = repr(lite2.fit()._get_encoder().preprocess)
     assert "Resize(size=292" in default  # 260 / 0.89: the model's own config
+
+
+def test_resnet_clip_tower_reads_pooled_stage_maps(images):
+    # open_clip's ModifiedResNet takes output_extra_tokens like a ViT but gives
+    # (B, C, H, W) maps, and has no prune_intermediate_layers.
+    def resnet(**params):
+        return CLIPFeaturizer(
+            "skacd-tiny-RN", pretrained=None, device="cpu", num_workers=0, **params
+        )
+
+    early = resnet(layers=[0, 1])
+    X_early = early.fit_transform(images)
+    names = early.get_feature_names_out()
+    assert X_early.shape == (len(images), len(names))
+    assert {block_of(name) for name in names} == {"block0", "block1"}
+    assert any("_std" in name for name in names)  # maps: mean_std pooling
+    both = resnet(layers=[0, 1, "embedding"])
+    X_both = both.fit_transform(images)
+    assert_allclose(X_both[:, : X_early.shape[1]], X_early, rtol=1e-5, atol=1e-6)
+    assert_allclose(
+        X_both[:, X_early.shape[1]:], resnet().fit_transform(images), rtol=1e-5,
+        atol=1e-6,
+    )

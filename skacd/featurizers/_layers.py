@@ -217,7 +217,8 @@ class OpenCLIPReadout(_Readout):
         self.embedding = embedding
         self.statistics = statistics
         self.tokens = tokens
-        if indices and not embedding:
+        # ModifiedResNet has no pruning: its later stages stay loaded (unrun).
+        if indices and not embedding and hasattr(visual, "prune_intermediate_layers"):
             visual.prune_intermediate_layers(self.take, prune_head=True)
         self.visual = visual
 
@@ -225,14 +226,19 @@ class OpenCLIPReadout(_Readout):
         """[(layer index or None for the embedding, [pooled (B, C) tensors])]."""
         if not self.take:
             return [(None, [self.visual(x).float()])]
-        kwargs = {"output_fmt": "NLC", "output_extra_tokens": True} if self.tokens else {}
-        out = self.visual.forward_intermediates(
-            x,
-            indices=self.take,
-            stop_early=not self.embedding,
-            intermediates_only=not self.embedding,
-            **kwargs,
-        )
+        if hasattr(self.visual, "layer4"):
+            out = self._resnet_intermediates(x)
+        else:
+            kwargs = {}
+            if self.tokens:
+                kwargs = {"output_fmt": "NLC", "output_extra_tokens": True}
+            out = self.visual.forward_intermediates(
+                x,
+                indices=self.take,
+                stop_early=not self.embedding,
+                intermediates_only=not self.embedding,
+                **kwargs,
+            )
         if self.tokens:
             pooled = [
                 _pool_tokens(prefix, tokens, self.statistics)
@@ -250,6 +256,23 @@ class OpenCLIPReadout(_Readout):
             outputs.append((None, [out["image_features"].float()]))
         return outputs
 
+    def _resnet_intermediates(self, x):
+        # open_clip's ModifiedResNet.forward_intermediates (3.3) stops at the
+        # last index taken exactly when stop_early is False, so its embedding
+        # would be the attention pool of an early map: run the stages here.
+        visual = self.visual
+        stages = [visual.stem] + [getattr(visual, f"layer{i}") for i in range(1, 5)]
+        if not self.embedding:
+            stages = stages[: self.take[-1] + 1]
+        out = {"image_intermediates": []}
+        for index, stage in enumerate(stages):
+            x = stage(x)
+            if index in self.take:
+                out["image_intermediates"].append(x)
+        if self.embedding:
+            out["image_features"] = visual.attnpool(x)
+        return out
+
 
 def _clip_layer_count(visual):
     transformer = getattr(visual, "transformer", None)
@@ -264,6 +287,8 @@ def _clip_layer_count(visual):
 
 def clip_tower_has_tokens(visual):
     """Whether an open_clip tower's intermediates are tokens (ViT) or maps."""
+    if hasattr(visual, "layer4"):  # ModifiedResNet takes the argument, gives maps
+        return False
     return "output_extra_tokens" in inspect.signature(
         visual.forward_intermediates
     ).parameters
