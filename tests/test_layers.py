@@ -41,8 +41,10 @@ def _hooked_stage_outputs(featurizer, images, stages):
         for i in stages
     ]
     try:
+        from PIL import Image
+
         pixels = torch.stack(
-            [encoder.preprocess(__import__("PIL.Image").Image.fromarray(im)) for im in images]
+            [encoder.preprocess(Image.fromarray(im)) for im in images]
         )
         with torch.inference_mode():
             embedding = model(pixels.contiguous(memory_format=torch.channels_last))
