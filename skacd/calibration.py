@@ -291,7 +291,7 @@ def calibration_fingerprint(X):
     if array is not None and array.dtype.kind in "biuf" and array.ndim == 2:
         items = list(array)  # a feature matrix: one item per row
     else:
-        from .featurizers._base import as_items
+        from .featurizers._loading import as_items
 
         items = as_items(X)
     digests = sorted(_item_digest(item) for item in items)
@@ -492,7 +492,7 @@ class ConformalThresholdClassifier(BaseThresholdClassifier):
             )
         featurizer, head = _split_featurizer(self.estimator)
         if featurizer is not None:
-            from .featurizers._base import as_items
+            from .featurizers._loading import as_items
 
             items = as_items(X)
         else:
