@@ -11,7 +11,7 @@ and a light classifier on the attribution residuals.
 
 import importlib
 
-__version__ = "0.1.0.dev0"
+from ._version import __version__
 
 # public name -> submodule that defines it
 _LAZY = {

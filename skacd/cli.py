@@ -1002,7 +1002,7 @@ def _add_evaluate(subparsers):
 
 def build_parser():
     """The :class:`argparse.ArgumentParser` of the ``skacd`` command."""
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(
         prog=PROG,

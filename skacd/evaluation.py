@@ -750,7 +750,7 @@ def _versions(identity):
     import sklearn
     import torch
 
-    from . import __version__
+    from ._version import __version__
 
     versions = {
         "skacd": __version__,

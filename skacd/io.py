@@ -36,6 +36,7 @@ import zlib
 import numpy as np
 import torch
 
+from ._version import __version__
 from .exceptions import DeviceWarning
 
 __all__ = ["save", "load", "read_manifest", "DetectorFileError", "FORMAT_VERSION"]
@@ -738,8 +739,6 @@ def _open(path):
             f"{path!r}: invalid format_version {version!r} in {_MANIFEST}."
         )
     if version > FORMAT_VERSION:
-        from . import __version__
-
         created_with = manifest.get("created_with")
         written_by = "a newer skacd"
         if isinstance(created_with, dict) and isinstance(created_with.get("skacd"), str):

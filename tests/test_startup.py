@@ -191,3 +191,14 @@ def test_featurizer_progress_in_a_log_is_plain_lines(tiny_clip, image_folder,
     lines = [line for line in err.splitlines() if line.startswith("CLIPFeaturizer:")]
     assert lines[0].startswith("CLIPFeaturizer: 8/16 img (50%)")
     assert lines[-1].startswith("CLIPFeaturizer: 16/16 img (100%)")
+
+
+def test_version_has_one_home():
+    import skacd
+    from skacd._version import __version__
+
+    assert skacd.__version__ is __version__
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as fh:
+        pyproject = fh.read()
+    assert 'dynamic = ["version"]' in pyproject
+    assert 'attr = "skacd._version.__version__"' in pyproject
