@@ -25,6 +25,11 @@ _LAZY = {
     "make_detector": "fusion",
     "load": "io",
     "save": "io",
+    # the base error and warning, and the errors users catch most
+    "SkacdError": "exceptions",
+    "SkacdWarning": "exceptions",
+    "DetectorFileError": "exceptions",
+    "ImageLoadError": "exceptions",
 }
 
 __all__ = [

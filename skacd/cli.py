@@ -25,6 +25,8 @@ import time
 import traceback
 import warnings
 
+from .exceptions import UsageError
+
 __all__ = ["main", "build_parser"]
 
 EXIT_OK = 0
@@ -45,10 +47,6 @@ weights of TAG (its preprocessing applies; e.g.
 file with open_clip's default preprocessing; 'timm:MODEL[:CHECKPOINT]' for
 another timm backbone. Weights 'none' are random, for tests only (e.g.
 'clip:skacd-tiny-ViT:none', a tiny model shipped with skacd)."""
-
-
-class UsageError(Exception):
-    """A command-line value that makes no sense; exits with status 2."""
 
 
 # -- encoders -------------------------------------------------------------

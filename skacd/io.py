@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ._version import __version__
-from .exceptions import DeviceWarning
+from .exceptions import DetectorFileError, DeviceWarning
 
 __all__ = ["save", "load", "read_manifest", "DetectorFileError", "FORMAT_VERSION"]
 
@@ -86,16 +86,6 @@ _TAGS = (
 )
 # Fitted attributes that are rebuilt on load from others, never stored.
 _DERIVED_ATTRIBUTES = {"sklearn.ensemble.StackingClassifier": {"named_estimators_"}}
-
-
-class DetectorFileError(ValueError):
-    """A file is not a valid skacd detector file, or one this skacd cannot read.
-
-    Raised by :func:`load` for files that are not zip archives, pickles and
-    ``torch.save`` files (never unpickled), files from a newer format version,
-    manifests naming classes outside the allow-list, and damaged files. The
-    message names the file.
-    """
 
 
 def _allowed_classes():
