@@ -20,6 +20,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .exceptions import CacheWarning
+
 __all__ = ["FeatureCache"]
 
 # On-disk entry: a 32-byte header followed by the little-endian float32 payload.
@@ -166,14 +168,14 @@ class FeatureCache:
       left for its owner (a :meth:`put` replaces it).
     - *Failures do not lose results.* If a write fails (disk full,
       permission denied, read-only file system), :meth:`put` emits one
-      ``UserWarning``, stops writing for the rest of this instance's life and
+      ``CacheWarning``, stops writing for the rest of this instance's life and
       returns normally: featurization goes on without caching. Reads keep
       working. A fresh or unpickled instance tries writing again.
     - *Authenticated entries.* Only a process that can read
       ``CACHE_SECRET`` (by default, its owner) can write an entry that
       :meth:`get` accepts: whoever can merely write to the directory cannot
       make one image's features stand for another's. A forged or damaged
-      entry is removed and recomputed, with one ``UserWarning`` naming it
+      entry is removed and recomputed, with one ``CacheWarning`` naming it
       per instance. Entries are read only if they are regular files of a
       plausible size, so a FIFO or a link to a device never blocks a read.
       Share a cache between users by sharing read access to
@@ -442,7 +444,7 @@ class FeatureCache:
             warnings.warn(
                 f"FeatureCache removed the bad entry {path} ({reason}); it is "
                 "recomputed. Further bad entries are counted in stats['corrupt'].",
-                UserWarning,
+                CacheWarning,
                 stacklevel=4,
             )
 
@@ -454,7 +456,7 @@ class FeatureCache:
             warnings.warn(
                 f"FeatureCache cannot read {path} ({exc}); treating unreadable "
                 "entries as misses.",
-                UserWarning,
+                CacheWarning,
                 stacklevel=4,
             )
 
@@ -571,7 +573,7 @@ class FeatureCache:
                 f"FeatureCache cannot write to {self.directory} ({exc}). "
                 "Caching is off for the rest of this run; features are still "
                 "computed and returned.",
-                UserWarning,
+                CacheWarning,
                 stacklevel=3,
             )
             return

@@ -78,6 +78,7 @@ def test_one_home_for_the_moved_classes():
     assert skacd.io.DetectorFileError is DetectorFileError
     assert skacd.DetectorFileError is DetectorFileError
     assert skacd.SkacdError is SkacdError and skacd.SkacdWarning is SkacdWarning
+    assert skacd.cache.CacheWarning is CacheWarning
 
 
 def test_not_fitted_error_is_scikit_learns():
@@ -98,3 +99,19 @@ def test_importing_the_exceptions_imports_nothing_heavy():
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+def test_cache_problems_are_cache_warnings(tmp_path):
+    from skacd.cache import FeatureCache
+
+    cache = FeatureCache(tmp_path)
+    key = FeatureCache.make_key({"encoder": "x"}, b"image")
+    cache.put(key, [1.0, 2.0])
+    path = cache._path(key)
+    with open(path, "r+b") as fh:
+        fh.seek(40)
+        fh.write(b"\xff\xff")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert cache.get(key) is None
+    assert [w.category for w in caught] == [CacheWarning]
