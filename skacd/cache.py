@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ._atomic import atomic_write
 from .exceptions import CacheWarning
 
 __all__ = ["FeatureCache"]
@@ -588,46 +589,17 @@ class FeatureCache:
     def _atomic_write(self, path, blob):
         shard = os.path.dirname(path)
         os.makedirs(shard, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        while True:
-            tmp = os.path.join(
-                shard,
-                f"{_TEMP_PREFIX}{os.path.basename(path)}-{os.getpid()}-"
-                f"{secrets.token_hex(4)}",
-            )
-            try:
-                # 0o666 honours the umask, so shared caches stay shareable.
-                fd = os.open(tmp, flags, 0o666)
-                break
-            except FileExistsError:  # pragma: no cover - 32 random bits
-                continue
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(blob)
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
-            try:
-                os.replace(tmp, path)
-            except PermissionError:
-                # Windows refuses to replace a file another process holds
-                # open; that file is a complete entry, so keep it.
-                if not (sys.platform == "win32" and os.path.isfile(path)):
-                    raise
-                os.unlink(tmp)
-                return
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        if self.fsync and hasattr(os, "O_DIRECTORY"):
-            dir_fd = os.open(shard, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            atomic_write(
+                path, blob, fsync=self.fsync, fsync_directory=self.fsync,
+                prefix=f"{_TEMP_PREFIX}{os.path.basename(path)}-{os.getpid()}-",
+                suffix="",
+            )
+        except PermissionError:
+            # Windows refuses to replace a file another process holds open;
+            # that file is a complete entry, so keep it.
+            if not (sys.platform == "win32" and os.path.isfile(path)):
+                raise
 
     def clear(self):
         """Delete every entry, and temporary files left by killed writers.

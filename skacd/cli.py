@@ -20,11 +20,11 @@ import io
 import json
 import os
 import sys
-import tempfile
 import time
 import traceback
 import warnings
 
+from ._atomic import atomic_open
 from .exceptions import UsageError
 
 __all__ = ["main", "build_parser"]
@@ -171,31 +171,6 @@ def _printable(text):
     if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
         return repr(text)
     return text
-
-
-@contextlib.contextmanager
-def _atomic_output(path):
-    """A text file that appears at ``path`` only once it is complete.
-
-    Written to a temporary file beside ``path`` and renamed over it with
-    :func:`os.replace`; on any failure (or Ctrl-C) the temporary file is
-    removed and an existing ``path`` is left untouched.
-    """
-    from .io import _default_file_mode
-
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        os.chmod(tmp, _default_file_mode())  # mkstemp makes it private (0600)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager
@@ -821,7 +796,7 @@ def _cmd_predict(args):
         sys.stdout.write(buffer.getvalue())
         sys.stdout.flush()
     else:
-        with _atomic_output(args.output) as fh:
+        with atomic_open(args.output, "w", encoding="utf-8", newline="") as fh:
             _write_rows(fh, rows, fmt)
 
     skipped = [(r["path"], r["error"]) for r in rows if r["error"] is not None]

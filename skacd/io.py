@@ -28,7 +28,6 @@ import os
 import platform
 import re
 import stat
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -36,6 +35,7 @@ import zlib
 import numpy as np
 import torch
 
+from ._atomic import atomic_open
 from ._version import __version__
 from .exceptions import DetectorFileError, DeviceWarning
 
@@ -426,13 +426,6 @@ def _check_preprocessing(estimator, path):
             )
 
 
-def _default_file_mode():
-    """``0o666`` less the process umask: the mode ``open()`` would give a new file."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def save(estimator, path):
     """Save a fitted detector to a single, pickle-free file.
 
@@ -504,31 +497,18 @@ def save(estimator, path):
     manifest_bytes = json.dumps(manifest, indent=1, allow_nan=False).encode("utf-8")
     tensor_bytes = safetensors.torch.save(writer.tensors, metadata={"format": FORMAT_NAME})
 
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
-    )
-    try:
-        os.chmod(tmp, _default_file_mode())  # mkstemp makes it private (0600)
-        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
-            zf.writestr(
-                zipfile.ZipInfo(_MANIFEST, date_time=(1980, 1, 1, 0, 0, 0)),
-                manifest_bytes,
-                compress_type=zipfile.ZIP_DEFLATED,
-            )
-            zf.writestr(
-                zipfile.ZipInfo(_TENSORS, date_time=(1980, 1, 1, 0, 0, 0)),
-                tensor_bytes,
-                compress_type=zipfile.ZIP_STORED,
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    # No fsync: a detector file is cheap to write again.
+    with atomic_open(path, "wb", fsync=False) as fh, zipfile.ZipFile(fh, "w") as zf:
+        zf.writestr(
+            zipfile.ZipInfo(_MANIFEST, date_time=(1980, 1, 1, 0, 0, 0)),
+            manifest_bytes,
+            compress_type=zipfile.ZIP_DEFLATED,
+        )
+        zf.writestr(
+            zipfile.ZipInfo(_TENSORS, date_time=(1980, 1, 1, 0, 0, 0)),
+            tensor_bytes,
+            compress_type=zipfile.ZIP_STORED,
+        )
 
 
 # -- reading --------------------------------------------------------------
