@@ -25,6 +25,7 @@ _LAZY = {
     "make_detector": "fusion",
     "load": "io",
     "save": "io",
+    "show_versions": "_show_versions",
     # the base error and warning, and the errors users catch most
     "SkacdError": "exceptions",
     "SkacdWarning": "exceptions",

@@ -827,31 +827,18 @@ def _cmd_demo(args):
     return EXIT_OK
 
 
-def _version(dist):
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def _info():
     """What ``skacd info`` reports, as a dict."""
     import importlib.util
-    import platform
 
     import torch
+
+    from ._show_versions import get_versions
 
     from .featurizers._timm import EFFICIENTNET_LITE, efficientnet_lite_weights_path
     from .io import FORMAT_VERSION
 
-    versions = {
-        dist: _version(dist)
-        for dist in ("skacd", "torch", "torchvision", "scikit-learn", "numpy", "pillow",
-                     "open_clip_torch", "timm", "safetensors", "tqdm", "umap-learn")
-    }
-    versions["python"] = platform.python_version()
+    versions = get_versions()
     if torch.cuda.is_available():
         devices = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         device = {"default": "cuda", "cuda": devices}

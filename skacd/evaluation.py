@@ -747,18 +747,10 @@ class CrossGeneratorResult:
 
 
 def _versions(identity):
-    import sklearn
-    import torch
+    """The versions of the run's libraries, and of the encoder's own."""
+    from ._show_versions import get_versions
 
-    from ._version import __version__
-
-    versions = {
-        "skacd": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scikit-learn": sklearn.__version__,
-        "torch": torch.__version__,
-    }
+    versions = get_versions(("numpy", "scikit-learn", "torch"))
     library = identity.get("library")
     if library:
         versions[library] = identity.get("library_version")

@@ -20,12 +20,10 @@ tensors exactly.
 """
 
 import hashlib
-import importlib.metadata
 import json
 import math
 import numbers
 import os
-import platform
 import re
 import stat
 import warnings
@@ -36,6 +34,7 @@ import numpy as np
 import torch
 
 from ._atomic import atomic_open
+from ._show_versions import distribution_version, get_versions
 from ._version import __version__
 from .exceptions import DetectorFileError, DeviceWarning
 
@@ -146,16 +145,6 @@ def _class_name(estimator):
         f"{type(estimator).__qualname__}: detector files hold only these classes "
         f"(stored as JSON and tensors, never pickled): {allowed}."
     )
-
-
-def _versions():
-    versions = {"python": platform.python_version()}
-    for dist in ("skacd", "torch", "scikit-learn", "numpy", "safetensors"):
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:  # pragma: no cover
-            versions[dist] = None
-    return versions
 
 
 # -- writing --------------------------------------------------------------
@@ -346,10 +335,7 @@ def _encoder_identity(estimator):
     for step in steps:
         if isinstance(step, (CLIPFeaturizer, TimmFeaturizer)):
             library = "open_clip_torch" if isinstance(step, CLIPFeaturizer) else "timm"
-            try:
-                library_version = importlib.metadata.version(library)
-            except importlib.metadata.PackageNotFoundError:  # pragma: no cover
-                library_version = None
+            library_version = distribution_version(library)
             identity = {
                 "class": type(step).__name__,
                 "model_name": step.model_name,
@@ -490,7 +476,9 @@ def save(estimator, path):
     manifest = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "created_with": _versions(),
+        "created_with": get_versions(
+            ("torch", "scikit-learn", "numpy", "safetensors")
+        ),
         "encoder": _encoder_identity(estimator),
         "estimator": writer.node(estimator, ""),
     }

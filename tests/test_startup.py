@@ -202,3 +202,25 @@ def test_version_has_one_home():
         pyproject = fh.read()
     assert 'dynamic = ["version"]' in pyproject
     assert 'attr = "skacd._version.__version__"' in pyproject
+
+
+def test_one_version_report(capsys):
+    import skacd
+    from skacd._show_versions import get_versions
+
+    versions = get_versions()
+    assert versions["skacd"] == skacd.__version__ and versions["python"]
+    assert versions["torch"] and versions["scikit-learn"]
+    assert get_versions(["no-such-distribution"])["no-such-distribution"] is None
+    skacd.show_versions()
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"skacd: {skacd.__version__}" and len(out) == len(versions)
+
+
+def test_version_report_imports_no_heavy_module():
+    code = ("import sys, skacd\nskacd.show_versions()\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1] == "[]"
