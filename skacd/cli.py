@@ -25,6 +25,7 @@ import traceback
 import warnings
 
 from ._atomic import atomic_open
+from ._json import to_builtin
 from .exceptions import UsageError
 
 __all__ = ["main", "build_parser"]
@@ -284,7 +285,7 @@ def _label_names(classes):
     """Printable label per class: 0/1 become 'real'/'fake'."""
     names = []
     for c in classes:
-        value = c.item() if hasattr(c, "item") else c
+        value = to_builtin(c)
         if isinstance(value, (bool, int)) and value in (0, 1):
             names.append(("real", "fake")[int(value)])
         else:
@@ -293,7 +294,7 @@ def _label_names(classes):
 
 
 def _fake_column(classes):
-    values = [c.item() if hasattr(c, "item") else c for c in classes]
+    values = [to_builtin(c) for c in classes]
     for candidate in (1, "fake", "1_fake", "ai"):
         if candidate in values:
             return values.index(candidate)
@@ -746,7 +747,7 @@ def _cmd_predict(args):
     ok = [i for i in range(len(items)) if i not in errors]
     ok = _drop_non_finite(ok, result.features[ok], errors, items,
                           "the encoder gave non-finite features", args.skip_errors)
-    classes = [c.item() if hasattr(c, "item") else c for c in head.classes_]
+    classes = [to_builtin(c) for c in head.classes_]
     names = dict(zip(classes, _label_names(classes)))
     fake_name = names[classes[_fake_column(classes)]]
     other_name = "/".join(n for n in names.values() if n != fake_name) or "other"
@@ -765,7 +766,7 @@ def _cmd_predict(args):
         predicted, p_real, source = _decision(
             head, calibrated, features, proba, args.threshold
         )
-        labels = [names[c.item() if hasattr(c, "item") else c] for c in predicted]
+        labels = [names[to_builtin(c)] for c in predicted]
         scored = {i: j for j, i in enumerate(ok)}
         if p_real is not None:
             kept = _drop_non_finite(ok, p_real, errors, items,

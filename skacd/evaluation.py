@@ -53,6 +53,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from ._json import json_safe
+
 __all__ = [
     "METHODS",
     "HEAD_METHODS",
@@ -416,18 +418,6 @@ def _cell(stat, digits=1):
     return text
 
 
-def _json_safe(obj):
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def _md_table(header, rows, align=None):
     align = align or (["---"] + ["---:"] * (len(header) - 1))
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
@@ -507,7 +497,7 @@ class CrossGeneratorResult:
             Keys ``"config"``, ``"featurization"``, ``"timings"``, ``"runs"``,
             ``"summary"``, ``"records"`` and ``"group_records"``.
         """
-        return _json_safe(
+        return json_safe(
             {
                 "config": self.config,
                 "featurization": self.featurization,

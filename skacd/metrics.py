@@ -15,6 +15,7 @@ from sklearn.utils.validation import (
 )
 
 from ._compat import Interval, validate_params
+from ._json import json_safe, to_builtin
 
 __all__ = ["DetectionReport", "detection_report"]
 
@@ -46,17 +47,6 @@ _COUNTS = ("n", "n_real", "n_fake")
 CALIBRATED = ("acc_cal", "real_acc_cal", "fake_acc_cal")
 #: The false-positive rates of the ``tpr_at_fpr_*`` metrics, in percent.
 _TPR_AT_FPR = {"tpr_at_fpr_1": 1, "tpr_at_fpr_5": 5}
-
-
-def _nan_to_none(value):
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
-def _plain(value):
-    """A JSON-friendly Python scalar."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 class DetectionReport:
@@ -275,14 +265,14 @@ class DetectionReport:
         """
 
         def row(r):
-            return {m: _nan_to_none(_plain(r[m])) for m in METRICS}
+            return {m: json_safe(r[m]) for m in METRICS}
 
         return {
             "groups": {name: row(r) for name, r in self.groups.items()},
             "mean": row(self.mean),
             "pooled": row(self.pooled),
             "threshold": float(self.threshold),
-            "pos_label": _plain(self.pos_label),
+            "pos_label": to_builtin(self.pos_label),
             "calibration": None if self.calibration is None else {
                 "threshold": (
                     float(self.calibration["threshold"])
@@ -634,7 +624,7 @@ def detection_report(y_true, y_score, groups=None, threshold=0.5, *, pos_label=1
     rows = {}
     for name in names:
         mask = groups == name
-        key = str(_plain(name))
+        key = str(to_builtin(name))
         if key in rows:
             raise ValueError(f"Two groups both read as {key!r} once made strings.")
         rows[key] = _scores(positive[mask], y_score[mask], threshold, cal_threshold)
