@@ -97,16 +97,11 @@ _METHOD_BLOCKS = {
 }
 _HEAD_BLOCKS = ("embedding",)
 
-#: Metrics reported per group (fractions in [0, 1]); ``deviation`` has AP only.
+#: The metrics of skacd.metrics the benchmark reports per group, in its table
+#: order (fractions in [0, 1]); ``deviation`` has AP only.
 METRICS = ("ap", "acc", "real_acc", "fake_acc", "acc_cal", "real_acc_cal",
            "acc_oracle", "tpr_at_fpr_1", "tpr_at_fpr_5")
-_HEADERS = {"ap": "AP", "acc": "ACC", "real_acc": "real ACC", "fake_acc": "fake ACC",
-            "acc_cal": "ACC (cal.)", "real_acc_cal": "real ACC (cal.)",
-            "acc_oracle": "ACC (oracle)", "tpr_at_fpr_1": "TPR@1%FPR",
-            "tpr_at_fpr_5": "TPR@5%FPR"}
 _AP_ONLY = frozenset({"deviation", "deviation_embedding", "deviation_early"})
-#: Metrics at probability 0.5, undefined for the deviation score.
-_AT_HALF = frozenset({"acc", "real_acc", "fake_acc"})
 
 _METHOD_NOTES = {
     "linear_probe": "StandardScaler + LogisticRegression(C=1.0, lbfgs, max_iter=5000) "
@@ -335,7 +330,7 @@ def _report(name, model, X, y, groups, keep_scores=False, X_cal=None):
     ``X_cal``: held-out real training rows; their scores set the calibrated
     threshold of the ``*_cal`` metrics (see :func:`skacd.metrics.detection_report`).
     """
-    from .metrics import detection_report
+    from .metrics import AT_THRESHOLD, detection_report
 
     scores, has_acc = _fake_scores(name, model, X)
     cal = None if X_cal is None else _fake_scores(name, model, X_cal)[0]
@@ -344,7 +339,7 @@ def _report(name, model, X, y, groups, keep_scores=False, X_cal=None):
     ).to_dict()
     if not has_acc:  # a deviation score has no calibrated threshold
         for row in [*report["groups"].values(), report["mean"], report["pooled"]]:
-            for key in ("acc", "real_acc", "fake_acc", "f1"):
+            for key in AT_THRESHOLD:
                 row[key] = None
         report["threshold"] = None
     if keep_scores:
@@ -537,6 +532,8 @@ class CrossGeneratorResult:
             real ACC, fake ACC); then one table per sweep. Values are percent,
             mean ± sample standard deviation over seeds.
         """
+        from .metrics import _LONG_HEADERS, AT_THRESHOLD
+
         cfg = self.config
         seeds = ", ".join(map(str, cfg["seeds"]))
         data = cfg["data"]
@@ -575,7 +572,7 @@ class CrossGeneratorResult:
             "",
         ]
         for metric in ("ap", "acc"):
-            out.append(f"### {_HEADERS[metric]} by test group")
+            out.append(f"### {_LONG_HEADERS[metric]} by test group")
             out.append("")
             rows = []
             for group in groups:
@@ -616,13 +613,13 @@ class CrossGeneratorResult:
                 rows.append(
                     [name, m]
                     + [
-                        "—" if (k in _AT_HALF and m in _AP_ONLY) else _cell(stats[k])
+                        "—" if (k in AT_THRESHOLD and m in _AP_ONLY) else _cell(stats[k])
                         for k in METRICS
                     ]
                 )
         out.append(
             _md_table(
-                ["group", "method"] + [_HEADERS[k] for k in METRICS],
+                ["group", "method"] + [_LONG_HEADERS[k] for k in METRICS],
                 rows,
                 ["---", "---"] + ["---:"] * len(METRICS),
             )
