@@ -395,7 +395,7 @@ def test_operating_points_and_calibrated_accuracy(runs, data):
 
 
 def test_early_methods_read_the_fused_detectors_early_blocks():
-    from skacd import evaluation
+    from skacd.evaluation import _methods
     from skacd.fusion import DEFAULT_BRANCHES
 
-    assert evaluation._EARLY_BLOCKS == tuple(DEFAULT_BRANCHES["early"])
+    assert _methods._EARLY_BLOCKS == tuple(DEFAULT_BRANCHES["early"])

@@ -1,0 +1,40 @@
+"""Statistics over seeds and test groups."""
+
+import math
+
+import numpy as np
+
+
+def _finite(values):
+    return [v for v in values if v is not None and not math.isnan(v)]
+
+
+def _stats(values):
+    """Mean and sample standard deviation (ddof=1) over seeds."""
+    kept = _finite(values)
+    if not kept:
+        return {"mean": None, "std": None, "n": 0}
+    mean = float(np.mean(kept))
+    std = float(np.std(kept, ddof=1)) if len(kept) > 1 else None
+    return {"mean": mean, "std": std, "n": len(kept)}
+
+
+def _mean_or_none(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _root_means(groups):
+    """``{"mean <root>": [its groups]}`` for test roots with several groups.
+
+    With ``--test sd-coco/val forensynths`` the groups are ``sd-coco/val``
+    and ``forensynths/<generator>``: ``"mean forensynths"`` is then the mean
+    over the unseen generators alone.
+    """
+    by_root = {}
+    for group in groups:
+        root, sep, _ = group.partition("/")
+        if sep:
+            by_root.setdefault(root, []).append(group)
+    return {f"mean {root}": members for root, members in by_root.items()
+            if len(members) > 1 and len(members) < len(groups)}
