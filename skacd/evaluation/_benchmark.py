@@ -4,33 +4,30 @@ import os
 import sys
 import time
 import warnings
+from collections import namedtuple
 from datetime import datetime, timezone
 
 import numpy as np
 
 from ._environment import _machine, _versions
 from ._featurization import (
-    _featurization_cost,
-    _featurize,
-    _transform_for,
-    default_cache_dir,
-    make_featurizer,
+    _configure_featurizer,
+    _featurize_sets,
+    _open_cache,
+    _sweep_values,
 )
 from ._methods import (
-    _METHOD_BLOCKS,
     _METHOD_NOTES,
     HEAD_METHODS,
     METHODS,
-    METRICS,
     _check_methods,
     _is_timm_spec,
     _space_of_attribution_real,
     make_method,
-    methods_need_layers,
 )
 from ._results import CrossGeneratorResult
 from ._scoring import _records, _report
-from ._summary import _mean_or_none, _root_means, _stats
+from ._summary import _summarise
 
 
 def _fit_methods(methods, X, y, seed, *, device, max_epochs, log, label="",
@@ -271,17 +268,13 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
                blur_sigmas, train_sizes, cost_images, layers, pooling, solver,
                max_epochs, device, batch_size, num_workers, verbose,
                calibration_fraction=0.0, resize_factors=()):
-    from sklearn.base import clone
-
-    from ..cache import FeatureCache
-    from ..datasets import load_image_folder
+    """The run, step by step: check, load, featurize, fit per seed, sweep,
+    summarise, describe."""
     from ..featurizers import to_spec
 
     run_start = time.perf_counter()
     started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    load_start = (
-        [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    )
+    load_start = _load_average()
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (
         lambda msg: None
     )
@@ -294,6 +287,90 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
     train_sizes = [int(n) for n in train_sizes]
     if any(n < 1 for n in train_sizes):
         raise ValueError(f"train_sizes must be positive ints; got {train_sizes}.")
+    data = _load_data(train, test)
+
+    cache_obj = _open_cache(cache)
+    featurizer = _configure_featurizer(
+        encoder, methods, cache_obj, layers=layers, pooling=pooling, device=device,
+        batch_size=batch_size, num_workers=num_workers,
+    )
+    encoder_spec = to_spec(featurizer)
+    log(f"skacd evaluate: encoder {encoder_spec}, cache "
+        f"{cache_obj.directory if cache_obj is not None else 'disabled'}")
+    sweeps = _sweep_values(jpeg_qualities, blur_sigmas, resize_factors)
+    features = _featurize_sets(
+        featurizer, cache_obj, data.train_paths, data.test_paths, methods, sweeps,
+        cost_images, log,
+    )
+
+    log("fitting:")
+    encoder_name = features.identity.get("model_name", encoder_spec)
+    if not 0 <= calibration_fraction < 1:
+        raise ValueError(
+            f"calibration_fraction must be in [0, 1); got {calibration_fraction!r}."
+        )
+    fit = {"device": device, "max_epochs": max_epochs, "log": log,
+           "feature_names": features.feature_names, "solver": solver}
+    runs, records, group_records, fit_totals = _fit_per_seed(
+        methods, seeds, data, features, calibration_fraction, encoder_name, fit
+    )
+    size_log, size_records, size_group_records, size_totals = _train_size_curve(
+        methods, seeds, train_sizes, data, features.X_train, features.X_test,
+        encoder_name, fit, log,
+    )
+    records += size_records
+    group_records += size_group_records
+    fit_seconds = 0.0
+    for seconds in fit_totals + size_totals:
+        fit_seconds += seconds
+    summary = _summarise(methods, runs, data.test_groups)
+
+    config = _run_config(
+        started=started, load_start=load_start, encoder_spec=encoder_spec,
+        featurizer=featurizer, identity=features.identity, data=data, seeds=seeds,
+        methods=methods, max_epochs=max_epochs, device=device,
+        calibration_fraction=calibration_fraction, jpeg_qualities=jpeg_qualities,
+        blur_sigmas=blur_sigmas, resize_factors=resize_factors,
+        train_sizes=train_sizes, size_log=size_log, cache_obj=cache_obj,
+    )
+    featurization = features.featurization
+    timings = {
+        "featurization_seconds": round(
+            featurization["clean"]["seconds"] + featurization["perturbed"]["seconds"], 3
+        ),
+        "fit_seconds": round(fit_seconds, 3),
+        "total_seconds": round(time.perf_counter() - run_start, 3),
+    }
+    return CrossGeneratorResult(
+        config=config,
+        featurization=featurization,
+        runs=runs,
+        summary=summary,
+        records=records,
+        group_records=group_records,
+        timings=timings,
+    )
+
+
+def _load_average():
+    if not hasattr(os, "getloadavg"):
+        return None
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+#: The labelled images of one run.
+_Data = namedtuple(
+    "_Data",
+    ["train_roots", "test_roots", "train_paths", "test_paths", "y_train", "y_test",
+     "g_test", "test_groups"],
+)
+
+
+def _load_data(train, test):
+    """The training and test folders as a :class:`_Data`, checked: both classes
+    to train on, no test image that is also a training image."""
+    from ..datasets import load_image_folder
+
     train_roots = list(train) if isinstance(train, (list, tuple)) else [train]
     test_roots = list(test) if isinstance(test, (list, tuple)) else [test]
     train_roots = [os.fspath(r) for r in train_roots]
@@ -321,121 +398,26 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
             "roots."
         )
     test_groups = list(dict.fromkeys(g_test.tolist()))  # load order (sorted)
+    return _Data(train_roots, test_roots, train_data.paths, test_data.paths,
+                 y_train, y_test, g_test, test_groups)
 
-    if isinstance(cache, str) and cache == "default":
-        cache = default_cache_dir()
-    cache_obj = None
-    if cache is not None:
-        cache_obj = cache if isinstance(cache, FeatureCache) else FeatureCache(cache)
 
-    featurizer = make_featurizer(
-        encoder, device=device, batch_size=batch_size, num_workers=num_workers
-    )
-    featurizer.set_params(cache=cache_obj, image_transform=None)
-    if isinstance(encoder, str) and methods_need_layers(methods):
-        from ..fusion import reading_branches
+def _fit_per_seed(methods, seeds, data, features, calibration_fraction,
+                  encoder_name, fit):
+    """Fit every method per seed; score it on the clean and perturbed test sets.
 
-        reading_branches(featurizer)
-    if layers is not None:
-        featurizer.set_params(layers=layers)
-    if pooling is not None:
-        featurizer.set_params(pooling=pooling)
-    encoder_spec = to_spec(featurizer)
-    log(f"skacd evaluate: encoder {encoder_spec}, cache "
-        f"{cache_obj.directory if cache_obj is not None else 'disabled'}")
-
-    # -- featurize every image once ------------------------------------------
-    log("featurizing (clean):")
-    t0 = time.perf_counter()
-    featurizer.fit()
-    identity = dict(featurizer._get_encoder().identity)
-    load_seconds = time.perf_counter() - t0
-    X_train, s_train = _featurize(featurizer, train_data.paths, "train", log)
-    X_test, s_test = _featurize(featurizer, test_data.paths, "test", log)
-    feature_names = None
-    if featurizer.layers is not None:
-        feature_names = featurizer.get_feature_names_out()
-    elif methods_need_layers(methods):
-        raise ValueError(
-            f"The methods {[m for m in methods if m in _METHOD_BLOCKS]} need "
-            "intermediate-layer features: give a featurizer with layers=[0, 1, 2, "
-            "3, 'embedding'] or an encoder name."
-        )
-    sets = [s_train, s_test]
-    log(
-        f"clean features: {len(train_data.paths) + len(test_data.paths)} images, "
-        f"{s_train['n_cached'] + s_test['n_cached']} from cache, "
-        f"{s_train['n_computed'] + s_test['n_computed']} computed, "
-        f"{s_train['seconds'] + s_test['seconds']:.1f} s"
-    )
-    test_sets = []  # (param, value, features) of the sweeps
-    sweep_values = [("jpeg_quality", int(q)) for q in jpeg_qualities] + [
-        ("blur_sigma", float(s)) for s in blur_sigmas
-    ] + [
-        ("resize_factor", float(f)) for f in resize_factors
-    ]
-    if sweep_values:
-        log("featurizing (perturbed test images):")
-    for param, value in sweep_values:
-        transform = _transform_for(param, value)
-        if transform is None:
-            test_sets.append((param, value, X_test))
-            continue
-        perturbed = clone(featurizer).set_params(
-            cache=cache_obj, image_transform=transform
-        )
-        X_p, stats = _featurize(perturbed, test_data.paths, f"test {transform!r}", log)
-        stats.update(param=param, value=value)
-        sets.append(stats)
-        test_sets.append((param, value, X_p))
-
-    def total(stats_list):
-        return {
-            "n_images": sum(s["n_images"] for s in stats_list),
-            "n_cached": sum(s["n_cached"] for s in stats_list),
-            "n_computed": sum(s["n_computed"] for s in stats_list),
-            "seconds": round(sum(s["seconds"] for s in stats_list), 3),
-        }
-
-    featurization = {
-        "encoder_load_seconds": round(load_seconds, 3),
-        "sets": sets,
-        "clean": total(sets[:2]),
-        "perturbed": total(sets[2:]),
-    }
-    if cache_obj is not None:
-        featurization["cache_stats"] = dict(cache_obj.stats)
-    if cost_images and feature_names is not None:
-        log("featurization cost (no cache):")
-        featurization["cost"] = _featurization_cost(
-            featurizer, test_data.paths, int(cost_images), log
-        )
-    p = featurization["perturbed"]
-    if p["n_images"]:
-        log(
-            f"perturbed features: {p['n_images']} images, {p['n_cached']} from "
-            f"cache, {p['n_computed']} computed, {p['seconds']:.1f} s"
-        )
-    for name, X in (("train", X_train), ("test", X_test)):
-        if not np.all(np.isfinite(X)):
-            raise ValueError(f"Non-finite {name} features: check the images.")
-
-    # -- fit every method per seed, evaluate on clean and perturbed test sets --
-    log("fitting:")
-    encoder_name = identity.get("model_name", encoder_spec)
-    runs, records, group_records = [], [], []
-    fit_seconds = 0.0
-    if not 0 <= calibration_fraction < 1:
-        raise ValueError(
-            f"calibration_fraction must be in [0, 1); got {calibration_fraction!r}."
-        )
+    Returns the runs, the sweep records (mean over groups, and per group) and
+    the seconds spent fitting, per seed.
+    """
+    X_train, X_test = features.X_train, features.X_test
+    y_train, y_test, g_test = data.y_train, data.y_test, data.g_test
+    runs, records, group_records, fit_totals = [], [], [], []
     for seed in seeds:
         fit_rows, cal_rows = _calibration_split(y_train, calibration_fraction, seed)
         models, seconds, caught = _fit_methods(
-            methods, X_train[fit_rows], y_train[fit_rows], seed, device=device,
-            max_epochs=max_epochs, log=log, feature_names=feature_names, solver=solver,
+            methods, X_train[fit_rows], y_train[fit_rows], seed, **fit
         )
-        fit_seconds += sum(seconds.values())
+        fit_totals.append(sum(seconds.values()))
         X_cal = X_train[cal_rows] if cal_rows.size else None
         for name in methods:
             report, scores = _report(
@@ -452,14 +434,23 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
                     "scores": scores,
                 }
             )
-            for param, value, X_p in test_sets:
+            for param, value, X_p in features.test_sets:
                 rep = _report(name, models[name], X_p, y_test, g_test)
                 mean, per_group = _records(rep, name, param, value, seed, encoder_name)
                 records.append(mean)
                 group_records.extend(per_group)
+    return runs, records, group_records, fit_totals
 
-    # -- training-set-size curve ---------------------------------------------
-    size_log = []
+
+def _train_size_curve(methods, seeds, train_sizes, data, X_train, X_test,
+                      encoder_name, fit, log):
+    """The training-set-size sweep: fits on per-class subsamples, per seed.
+
+    Returns the log of each fit, the sweep records (mean over groups, and per
+    group) and the seconds spent fitting, per fit.
+    """
+    y_train, y_test, g_test = data.y_train, data.y_test, data.g_test
+    size_log, records, group_records, fit_totals = [], [], [], []
     if train_sizes:
         log("training-set-size curve:")
     for n in train_sizes:
@@ -468,11 +459,10 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
             n_real = int(np.sum(y_train[rows] == 0))
             n_fake = int(np.sum(y_train[rows] == 1))
             models, seconds, caught = _fit_methods(
-                methods, X_train[rows], y_train[rows], seed, device=device,
-                max_epochs=max_epochs, log=log, label=f"{n}/class, ",
-                feature_names=feature_names, solver=solver,
+                methods, X_train[rows], y_train[rows], seed, label=f"{n}/class, ",
+                **fit,
             )
-            fit_seconds += sum(seconds.values())
+            fit_totals.append(sum(seconds.values()))
             size_log.append({"train_size": n, "seed": seed, "n_train_real": n_real,
                              "n_train_fake": n_fake, "fit_seconds": seconds,
                              "warnings": caught})
@@ -484,31 +474,15 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
                 )
                 records.append(mean)
                 group_records.extend(per_group)
+    return size_log, records, group_records, fit_totals
 
-    # -- summary over seeds --------------------------------------------------
-    summary = {}
-    for name in methods:
-        reports = [r["report"] for r in runs if r["method"] == name]
-        summary[name] = {
-            group: {
-                k: _stats([rep["groups"][group][k] for rep in reports]) for k in METRICS
-            }
-            for group in test_groups
-        }
-        summary[name]["mean"] = {
-            k: _stats([rep["mean"][k] for rep in reports]) for k in METRICS
-        }
-        for label, members in _root_means(test_groups).items():
-            summary[name][label] = {
-                k: _stats(
-                    [
-                        _mean_or_none([rep["groups"][g][k] for g in members])
-                        for rep in reports
-                    ]
-                )
-                for k in METRICS
-            }
 
+def _run_config(*, started, load_start, encoder_spec, featurizer, identity, data,
+                seeds, methods, max_epochs, device, calibration_fraction,
+                jpeg_qualities, blur_sigmas, resize_factors, train_sizes, size_log,
+                cache_obj):
+    """``CrossGeneratorResult.config``: what ran, on what, where."""
+    y_train, y_test, g_test = data.y_train, data.y_test, data.g_test
     encoder_params = {
         k: (repr(v) if not isinstance(v, (str, int, float, bool, type(None))) else v)
         for k, v in featurizer.get_params().items()
@@ -517,8 +491,8 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
     machine = _machine()
     machine["load_average_start"] = load_start
     if hasattr(os, "getloadavg"):
-        machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    config = {
+        machine["load_average_end"] = _load_average()
+    return {
         "started_utc": started,
         "encoder": {
             "spec": encoder_spec,
@@ -527,23 +501,23 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
             "identity": identity,
         },
         "data": {
-            "train_roots": train_roots,
-            "test_roots": test_roots,
-            "train_roots_abs": [os.path.abspath(r) for r in train_roots],
-            "test_roots_abs": [os.path.abspath(r) for r in test_roots],
+            "train_roots": data.train_roots,
+            "test_roots": data.test_roots,
+            "train_roots_abs": [os.path.abspath(r) for r in data.train_roots],
+            "test_roots_abs": [os.path.abspath(r) for r in data.test_roots],
             "n_train": int(y_train.size),
             "n_train_real": int(np.sum(y_train == 0)),
             "n_train_fake": int(np.sum(y_train == 1)),
             "n_test": int(y_test.size),
-            "test_groups": test_groups,
-            "test_paths": [str(p) for p in test_data.paths],
+            "test_groups": data.test_groups,
+            "test_paths": [str(p) for p in data.test_paths],
             "test_target": y_test.tolist(),
             "test_group_counts": {
                 g: {
                     "real": int(np.sum((g_test == g) & (y_test == 0))),
                     "fake": int(np.sum((g_test == g) & (y_test == 1))),
                 }
-                for g in test_groups
+                for g in data.test_groups
             },
         },
         "seeds": seeds,
@@ -565,19 +539,3 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
         "versions": _versions(identity),
         "machine": machine,
     }
-    timings = {
-        "featurization_seconds": round(
-            featurization["clean"]["seconds"] + featurization["perturbed"]["seconds"], 3
-        ),
-        "fit_seconds": round(fit_seconds, 3),
-        "total_seconds": round(time.perf_counter() - run_start, 3),
-    }
-    return CrossGeneratorResult(
-        config=config,
-        featurization=featurization,
-        runs=runs,
-        summary=summary,
-        records=records,
-        group_records=group_records,
-        timings=timings,
-    )

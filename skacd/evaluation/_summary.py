@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 
+from ._methods import METRICS
+
 
 def _finite(values):
     return [v for v in values if v is not None and not math.isnan(v)]
@@ -38,3 +40,31 @@ def _root_means(groups):
             by_root.setdefault(root, []).append(group)
     return {f"mean {root}": members for root, members in by_root.items()
             if len(members) > 1 and len(members) < len(groups)}
+
+
+def _summarise(methods, runs, test_groups):
+    """``summary[method][group][metric]``: ``{"mean", "std", "n"}`` over seeds,
+    per test group, for the mean over groups and per multi-group test root."""
+    summary = {}
+    for name in methods:
+        reports = [r["report"] for r in runs if r["method"] == name]
+        summary[name] = {
+            group: {
+                k: _stats([rep["groups"][group][k] for rep in reports]) for k in METRICS
+            }
+            for group in test_groups
+        }
+        summary[name]["mean"] = {
+            k: _stats([rep["mean"][k] for rep in reports]) for k in METRICS
+        }
+        for label, members in _root_means(test_groups).items():
+            summary[name][label] = {
+                k: _stats(
+                    [
+                        _mean_or_none([rep["groups"][g][k] for g in members])
+                        for rep in reports
+                    ]
+                )
+                for k in METRICS
+            }
+    return summary
