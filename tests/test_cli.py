@@ -289,6 +289,22 @@ def test_runtime_failures_exit_1(tmp_path, capsys):
     assert "No such detector file" in capsys.readouterr().err
 
 
+def test_a_missing_folder_exits_1_in_every_subcommand(tmp_path, capsys):
+    missing = str(tmp_path / "nowhere")
+    commands = {
+        "fit": ["fit", "--data", missing, "-o", str(tmp_path / "d.skacd"),
+                "--encoder", TINY],
+        "calibrate": ["calibrate", str(tmp_path / "none.skacd"), "--real", missing,
+                      "-o", str(tmp_path / "c.skacd")],
+        "predict": ["predict", str(tmp_path / "none.skacd"), missing],
+        "evaluate": ["evaluate", "--train", missing, "--test", missing,
+                     "--encoder", TINY, "--output-dir", str(tmp_path), "--quiet"],
+    }
+    for command, argv in commands.items():
+        assert main(argv) == 1, command
+        assert f"skacd {command}: error:" in capsys.readouterr().err
+
+
 def test_empty_and_unreadable_folders_are_reported(fitted, tmp_path, monkeypatch, capsys):
     root, detector, new = fitted
     (tmp_path / "empty").mkdir()

@@ -318,7 +318,8 @@ def test_cli(data, tmp_path, capsys):
     # served from the cache filled by the module fixture
     assert payload["featurization"]["clean"]["n_computed"] == 0
 
-    assert main(argv[:1] + [str(tmp_path / "missing")] + argv[2:]) == 2
+    # a runtime failure, as for every subcommand (it was 2 before the one policy)
+    assert main(argv[:1] + [str(tmp_path / "missing")] + argv[2:]) == 1
     assert "does not exist" in capsys.readouterr().err
 
 

@@ -152,8 +152,9 @@ def run_evaluate(args):
     Returns
     -------
     exit_code : int
-        0 on success, 2 for a usage or data error (the message goes to
-        stderr).
+        0 on success, 1 for a runtime failure (a missing folder, bad data,
+        unavailable weights), 2 for a usage error; the message goes to
+        stderr. The same policy as every ``skacd`` subcommand.
     """
     from ..exceptions import WeightsUnavailableError
 
@@ -197,7 +198,7 @@ def run_evaluate(args):
         )
     except (FileNotFoundError, ValueError, ImportError, WeightsUnavailableError) as exc:
         print(f"skacd evaluate: error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     print(result.to_markdown())
     paths = result.write(args.output_dir, args.name)
     if not args.quiet:
