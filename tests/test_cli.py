@@ -572,3 +572,18 @@ def test_fit_with_augmentation(tmp_path, capsys):
     assert main(["fit", "--data", str(tmp_path / "train"), *FIT_FAST, "--one-class",
                  "--augment", "-o", str(augmented)]) == 2
     assert "--one-class" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--batch-size", "0", "expected a positive integer, got 0"),
+    ("--batch-size", "x", "expected an integer, got 'x'"),
+    ("--max-epochs", "0", "expected a positive integer"),
+    ("--torch-threads", "0", "expected a positive integer"),
+    ("--train-sizes", "0", "expected a positive integer"),
+    ("--cost-images", "-1", "expected 0 or more"),
+    ("--num-workers", "many", "expected an integer"),
+])
+def test_evaluate_counts_are_validated_like_the_others(option, value, message, capsys):
+    argv = ["evaluate", "--train", "a", "--test", "b", option, value]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

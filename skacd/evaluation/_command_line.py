@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from ..cli import _non_negative_int, _positive_int, _workers
 from ._benchmark import cross_generator_benchmark
 from ._featurization import default_cache_dir
 from ._methods import METHODS
@@ -67,7 +68,7 @@ def add_evaluate_arguments(parser, *, defaults=None):
         help="bicubic-resize sweep on the test images (side scale), e.g. 1 0.75 0.5",
     )
     parser.add_argument(
-        "--train-sizes", nargs="+", type=int, default=[], metavar="N",
+        "--train-sizes", nargs="+", type=_positive_int, default=[], metavar="N",
         help="training-set-size curve, images per class, e.g. 50 100 200 300",
     )
     parser.add_argument(
@@ -86,12 +87,12 @@ def add_evaluate_arguments(parser, *, defaults=None):
         "the paper's torch autoencoder (adam, default) or the linear one (pca)",
     )
     parser.add_argument(
-        "--cost-images", type=int, default=0, metavar="N",
+        "--cost-images", type=_non_negative_int, default=0, metavar="N",
         help="time the featurization of N test images per configuration "
         "(embedding, early stages, fused) and report img/s (default: 0, off)",
     )
     parser.add_argument(
-        "--max-epochs", type=int, default=None,
+        "--max-epochs", type=_positive_int, default=None, metavar="N",
         help="override max_epochs of the torch estimators (default: theirs, 200)",
     )
     parser.add_argument(
@@ -99,15 +100,16 @@ def add_evaluate_arguments(parser, *, defaults=None):
         help="device of the encoder and the estimators (default: auto)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=32, help="featurizer batch size (default 32)"
+        "--batch-size", type=_positive_int, default=32, metavar="N",
+        help="featurizer batch size (default 32)",
     )
     parser.add_argument(
-        "--torch-threads", type=int, default=None, metavar="N",
+        "--torch-threads", type=_positive_int, default=None, metavar="N",
         help="torch.set_num_threads for the run (default: torch's own); 1 helps "
         "on a loaded, shared machine",
     )
     parser.add_argument(
-        "--num-workers", default="auto",
+        "--num-workers", type=_workers, default="auto", metavar="N",
         help="featurizer DataLoader workers: an int or auto (default)",
     )
     parser.add_argument(
@@ -164,14 +166,6 @@ def run_evaluate(args):
         cache = args.cache
     else:
         cache = "default"
-    num_workers = args.num_workers
-    if num_workers != "auto":
-        try:
-            num_workers = int(num_workers)
-        except ValueError:
-            print(f"skacd evaluate: error: --num-workers must be an int or auto; "
-                  f"got {num_workers!r}", file=sys.stderr)
-            return 2
     try:
         result = cross_generator_benchmark(
             args.train,
@@ -191,7 +185,7 @@ def run_evaluate(args):
             max_epochs=args.max_epochs,
             device=args.device,
             batch_size=args.batch_size,
-            num_workers=num_workers,
+            num_workers=args.num_workers,
             torch_threads=args.torch_threads,
             verbose=0 if args.quiet else 1,
             calibration_fraction=args.calibration_fraction,
