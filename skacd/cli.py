@@ -924,32 +924,14 @@ def _cmd_info(args):
     return EXIT_OK
 
 
-def _evaluate_unavailable(reason):
-    def run(args):
-        raise RuntimeError(
-            "skacd evaluate is not available in this installation: the module "
-            f"skacd.evaluation could not be imported ({reason})."
-        )
-
-    return run
-
-
 def _add_evaluate(subparsers):
     description = (
         "Cross-generator benchmark: fit the linear probe and the attribution "
         "detectors on --train folders and report per-group AP and accuracies on "
         "--test folders."
     )
-    try:
-        from .evaluation import add_evaluate_arguments, run_evaluate
-    except Exception as exc:  # the module is optional in this version
-        parser = subparsers.add_parser(
-            "evaluate", help="cross-generator benchmark (not available in this installation)",
-            description=description + " Not available in this installation.",
-        )
-        parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        parser.set_defaults(func=_evaluate_unavailable(f"{type(exc).__name__}: {exc}"))
-        return
+    from .evaluation._command_line import add_evaluate_arguments, run_evaluate
+
     parser = subparsers.add_parser(
         "evaluate", help="cross-generator benchmark on labelled folders",
         description=description,

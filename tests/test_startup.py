@@ -224,3 +224,12 @@ def test_version_report_imports_no_heavy_module():
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[-1] == "[]"
+
+
+def test_an_import_error_in_the_evaluation_code_surfaces():
+    code = ("import sys\nsys.modules['skacd.evaluation._methods'] = None\n"
+            "from skacd.cli import main\nmain(['--help'])\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert "skacd.evaluation._methods" in run.stderr and "Error" in run.stderr
