@@ -102,7 +102,7 @@ def test_package_root_public_names():
 
 
 def test_plain_encoders_are_the_prefixless_specs():
-    from skacd.cli import _PLAIN_ENCODERS
+    from skacd.cli._arguments import _PLAIN_ENCODERS
     from skacd.featurizers._spec import _LITE, parse_spec
 
     assert sorted(_PLAIN_ENCODERS) == sorted(_LITE)

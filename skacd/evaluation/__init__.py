@@ -45,7 +45,8 @@ estimators), ``_featurization`` (the featurizer, the cache and the perturbed
 test sets), ``_scoring`` (one method's report on one test set),
 ``_summary`` (statistics over seeds and groups), ``_benchmark`` (the run),
 ``_results`` (:class:`CrossGeneratorResult` and its tables) and
-``_environment`` (the machine and the library versions). The public names
+``_environment`` (the machine and the library versions); the command line's
+front end, ``skacd evaluate``, lives in :mod:`skacd.cli`. The public names
 are imported on first access, so importing this package imports neither
 torch, scikit-learn nor numpy.
 """
@@ -56,12 +57,10 @@ __all__ = [
     "METHODS",
     "HEAD_METHODS",
     "CrossGeneratorResult",
-    "add_evaluate_arguments",
     "cross_generator_benchmark",
     "default_cache_dir",
     "make_featurizer",
     "make_method",
-    "run_evaluate",
 ]
 
 # public name -> submodule that defines it
@@ -74,9 +73,10 @@ _LAZY = {
     "make_featurizer": "_featurization",
     "CrossGeneratorResult": "_results",
     "cross_generator_benchmark": "_benchmark",
-    "add_evaluate_arguments": "_command_line",
-    "run_evaluate": "_command_line",
-    "main": "_command_line",
+    # the command line's front end, under the names it had here
+    "add_evaluate_arguments": "skacd.cli._evaluate",
+    "run_evaluate": "skacd.cli._evaluate",
+    "main": "skacd.cli._evaluate",
 }
 
 
@@ -84,7 +84,9 @@ def __getattr__(name):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    if not module.startswith("skacd."):
+        module = f"{__name__}.{module}"
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later look-ups skip this function
     return value
 

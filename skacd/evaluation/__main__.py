@@ -2,6 +2,6 @@
 
 import sys
 
-from ._command_line import main
+from ..cli._evaluate import main
 
 sys.exit(main())

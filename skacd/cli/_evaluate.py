@@ -1,15 +1,29 @@
-"""The argparse front end of the benchmark: ``skacd evaluate``."""
+"""``skacd evaluate``: the cross-generator benchmark on labelled folders.
+
+The argparse front end of :func:`skacd.evaluation.cross_generator_benchmark`;
+also ``python -m skacd.evaluation`` and ``benchmarks/cross_generator.py``
+(through :func:`add_evaluate_arguments` and :func:`run_evaluate`).
+"""
 
 import argparse
 import sys
 
-from ..cli import _non_negative_int, _positive_int, _workers
-from ._benchmark import cross_generator_benchmark
-from ._featurization import default_cache_dir
-from ._methods import METHODS
+from ..evaluation._featurization import default_cache_dir
+from ..evaluation._methods import METHODS
+from ._arguments import _non_negative_int, _positive_int, _workers
+from ._common import EXIT_FAILURE, EXIT_OK
+
+PARENTS = ()
+HELP = "cross-generator benchmark on labelled folders"
+DESCRIPTION = (
+    "Cross-generator benchmark: fit the linear probe and the attribution "
+    "detectors on --train folders and report per-group AP and accuracies on "
+    "--test folders."
+)
+EPILOG = None
 
 
-def add_evaluate_arguments(parser, *, defaults=None):
+def add_arguments(parser, *, defaults=None):
     """Add the ``skacd evaluate`` options to an argparse parser.
 
     Parameters
@@ -140,6 +154,47 @@ def _parse_layers(values):
     return [int(v) if v.isdigit() else v for v in values]
 
 
+def run(args):
+    """Run ``skacd evaluate`` from parsed arguments; errors propagate (to the
+    exit-code policy of :func:`skacd.cli.main`)."""
+    from ..evaluation import cross_generator_benchmark
+
+    if args.no_cache:
+        cache = None
+    elif args.cache is not None:
+        cache = args.cache
+    else:
+        cache = "default"
+    result = cross_generator_benchmark(
+        args.train,
+        args.test,
+        encoder=args.encoder,
+        seeds=args.seeds,
+        methods=args.methods,
+        cache=cache,
+        jpeg_qualities=args.jpeg_quality,
+        blur_sigmas=args.blur_sigma,
+        resize_factors=args.resize_factor,
+        train_sizes=args.train_sizes,
+        cost_images=args.cost_images,
+        layers=_parse_layers(args.layers),
+        pooling=args.pooling,
+        solver=args.solver,
+        max_epochs=args.max_epochs,
+        device=args.device,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        torch_threads=args.torch_threads,
+        verbose=0 if args.quiet else 1,
+        calibration_fraction=args.calibration_fraction,
+    )
+    print(result.to_markdown())
+    paths = result.write(args.output_dir, args.name)
+    if not args.quiet:
+        print(f"wrote {paths['markdown']} and {paths['json']}", file=sys.stderr)
+    return EXIT_OK
+
+
 def run_evaluate(args):
     """Run ``skacd evaluate`` from parsed arguments.
 
@@ -160,44 +215,11 @@ def run_evaluate(args):
     """
     from ..exceptions import WeightsUnavailableError
 
-    if args.no_cache:
-        cache = None
-    elif args.cache is not None:
-        cache = args.cache
-    else:
-        cache = "default"
     try:
-        result = cross_generator_benchmark(
-            args.train,
-            args.test,
-            encoder=args.encoder,
-            seeds=args.seeds,
-            methods=args.methods,
-            cache=cache,
-            jpeg_qualities=args.jpeg_quality,
-            blur_sigmas=args.blur_sigma,
-            resize_factors=args.resize_factor,
-            train_sizes=args.train_sizes,
-            cost_images=args.cost_images,
-            layers=_parse_layers(args.layers),
-            pooling=args.pooling,
-            solver=args.solver,
-            max_epochs=args.max_epochs,
-            device=args.device,
-            batch_size=args.batch_size,
-            num_workers=args.num_workers,
-            torch_threads=args.torch_threads,
-            verbose=0 if args.quiet else 1,
-            calibration_fraction=args.calibration_fraction,
-        )
+        return run(args)
     except (FileNotFoundError, ValueError, ImportError, WeightsUnavailableError) as exc:
         print(f"skacd evaluate: error: {exc}", file=sys.stderr)
-        return 1
-    print(result.to_markdown())
-    paths = result.write(args.output_dir, args.name)
-    if not args.quiet:
-        print(f"wrote {paths['markdown']} and {paths['json']}", file=sys.stderr)
-    return 0
+        return EXIT_FAILURE
 
 
 def main(argv=None):
@@ -207,5 +229,9 @@ def main(argv=None):
         description="Cross-generator benchmark: linear probe vs attribution "
         "pipelines vs deviation score, per test group, over several seeds.",
     )
-    add_evaluate_arguments(parser)
+    add_arguments(parser)
     return run_evaluate(parser.parse_args(argv))
+
+
+#: The name benchmarks/cross_generator.py and skacd.evaluation know it by.
+add_evaluate_arguments = add_arguments

@@ -1,0 +1,25 @@
+"""The ``skacd`` command line: a thin layer over the public API.
+
+Subcommands: ``fit``, ``calibrate``, ``predict``, ``evaluate``, ``demo`` and
+``info``; each
+has ``--help``. Exit codes: 0 success, 1 runtime failure (a bad image without
+``--skip-errors``, a missing folder, an unreadable detector file, ...), 2
+usage error (unknown option, bad value), 130 interrupted (Ctrl-C).
+
+Progress goes to standard error (a bar on a terminal, a plain line every ten
+seconds or so in a log) and ``--quiet`` turns it off; every command that scores
+images ends with one summary line on standard error. Parsing the command line
+imports neither torch nor scikit-learn: ``skacd --help`` and usage errors are
+instant.
+
+One module per subcommand (``_fit``, ``_predict``, ``_calibrate``,
+``_evaluate``, ``_demo``, ``_info``), each with ``add_arguments(parser)`` and
+``run(args)``; ``_main`` holds the parser and the exit-code policy,
+``_arguments`` the shared argument types, ``_inputs`` the image search,
+``_rows`` the prediction rows (CSV / JSON lines) and ``_common`` the messages.
+"""
+
+from ._evaluate import add_evaluate_arguments, run_evaluate
+from ._main import build_parser, main
+
+__all__ = ["main", "build_parser", "add_evaluate_arguments", "run_evaluate"]
