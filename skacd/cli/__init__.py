@@ -16,7 +16,8 @@ One module per subcommand (``_fit``, ``_predict``, ``_calibrate``,
 ``_evaluate``, ``_demo``, ``_info``), each with ``add_arguments(parser)`` and
 ``run(args)``; ``_main`` holds the parser and the exit-code policy,
 ``_arguments`` the shared argument types, ``_inputs`` the image search,
-``_rows`` the prediction rows (CSV / JSON lines) and ``_common`` the messages.
+``_rows`` the prediction rows (CSV / JSON lines), ``_messages`` the lines on
+standard error and ``_common`` the exit codes and the detector file checks.
 """
 
 from ._evaluate import add_evaluate_arguments, run_evaluate

@@ -6,6 +6,7 @@ scikit-learn, so parsing stays instant.
 """
 
 import argparse
+import math
 
 ENCODER_HELP = """\
 image encoder: 'efficientnet_lite2' (default) or 'efficientnet_lite0' (ImageNet
@@ -37,41 +38,37 @@ def _encoder_arg(spec):
     return spec
 
 
-def _fraction(text):
+def _number(text, convert, expected):
+    """``convert(text)``, or the usage error "expected <expected>"."""
     try:
-        value = float(text)
+        return convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
+def _fraction(text):
+    value = _number(text, float, "a number")
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value:g}")
     return value
 
 
 def _finite_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
+    value = _number(text, float, "a number")
+    if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
 
 
 def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    value = _number(text, int, "an integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
 
 
 def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    value = _number(text, int, "an integer")
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
     return value
@@ -86,6 +83,16 @@ def _layer(text):
 
 def _workers(text):
     return "auto" if text == "auto" else _non_negative_int(text)
+
+
+def _runtime(args):
+    """The featurizer parameters the ``images`` options (and ``--device``) set."""
+    runtime = {"verbose": 0 if args.quiet else 1, "cache": args.cache,
+               "on_error": "skip" if args.skip_errors else "raise"}
+    for name in ("batch_size", "num_workers", "device"):
+        if getattr(args, name, None) is not None:
+            runtime[name] = getattr(args, name)
+    return runtime
 
 
 def parent_parsers():

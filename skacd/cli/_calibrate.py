@@ -3,9 +3,10 @@
 import time
 import warnings
 
-from ._arguments import _fraction
-from ._common import EXIT_OK, PROG, _check_writable, _err, _list_skipped, _runtime
+from ._arguments import _fraction, _runtime
+from ._common import EXIT_OK, PROG, _check_writable, _load_image_detector
 from ._inputs import _real_images
+from ._messages import _err, _list_skipped
 
 #: The parent parsers (of :mod:`._arguments`) whose options it takes.
 PARENTS = ("quiet", "images")
@@ -45,23 +46,13 @@ def add_arguments(parser):
 def run(args):
     from ..calibration import ConformalThresholdClassifier, min_calibration_samples
     from ..exceptions import ImageLoadWarning
-    from ..io import load, save
+    from ..io import save
 
     started = time.perf_counter()
     _check_writable(args.output, "the detector file")
-    detector = load(args.detector)
-    previous = None
-    if isinstance(detector, ConformalThresholdClassifier):
-        previous = detector
-        detector = detector.estimator  # recalibrate: replace the old threshold
-    steps = getattr(detector, "steps", None)
-    if not steps or not hasattr(steps[0][1], "featurize") or len(steps) < 2:
-        raise ValueError(
-            f"{args.detector!r} holds a {type(detector).__name__} that does not take "
-            "images; skacd calibrate needs a pipeline that starts with a featurizer "
-            "(as written by skacd fit)."
-        )
-    featurizer = steps[0][1]
+    # recalibrate a calibrated detector: replace the old threshold
+    detector, previous = _load_image_detector(args.detector, "calibrate")
+    featurizer = detector.steps[0][1]
     saved = featurizer.get_params()
     featurizer.set_params(**_runtime(args))
     paths, _, note = _real_images(args.real, "calibrate", args.skip_errors)

@@ -1,47 +1,16 @@
-"""What every subcommand shares: the exit codes, messages on standard
-error, output checks and the featurizer's runtime settings."""
+"""What every subcommand shares: the exit codes, the program name, the
+check of an output file and the loading of a detector file."""
 
 import os
-import sys
 
 from ..exceptions import UsageError
 
 EXIT_OK = 0
-
-
 EXIT_FAILURE = 1
-
-
 EXIT_USAGE = 2
-
-
 EXIT_INTERRUPTED = 130
 
-
 PROG = "skacd"
-
-
-_MAX_LISTED = 20
-
-
-def _err(message):
-    print(message, file=sys.stderr, flush=True)
-
-
-def _printable(text):
-    """``text`` for a stderr line: quoted if it holds control characters
-    (newlines, ANSI escapes) that could forge or hide other lines."""
-    text = str(text)
-    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
-        return repr(text)
-    return text
-
-
-def _list_skipped(errors, command):
-    for path, reason in errors[:_MAX_LISTED]:
-        _err(f"{command}: skipped {_printable(path)}: {_printable(reason)}")
-    if len(errors) > _MAX_LISTED:
-        _err(f"{command}: ... and {len(errors) - _MAX_LISTED} more skipped (see the output).")
 
 
 def _check_writable(path, what, inputs=()):
@@ -69,10 +38,22 @@ def _check_writable(path, what, inputs=()):
             )
 
 
-def _runtime(args):
-    runtime = {"verbose": 0 if args.quiet else 1, "cache": args.cache,
-               "on_error": "skip" if args.skip_errors else "raise"}
-    for name in ("batch_size", "num_workers", "device"):
-        if getattr(args, name, None) is not None:
-            runtime[name] = getattr(args, name)
-    return runtime
+def _load_image_detector(path, command):
+    """``(detector, calibrated)`` of the detector file ``path``: the pipeline
+    that starts with a featurizer, and the ConformalThresholdClassifier that
+    wraps it (None if none does)."""
+    from ..calibration import ConformalThresholdClassifier
+    from ..io import load
+
+    detector = load(path)
+    calibrated = None
+    if isinstance(detector, ConformalThresholdClassifier):
+        calibrated, detector = detector, detector.estimator
+    steps = getattr(detector, "steps", None)
+    if not steps or not hasattr(steps[0][1], "featurize") or len(steps) < 2:
+        raise ValueError(
+            f"{path!r} holds a {type(detector).__name__} that does not take "
+            f"images; skacd {command} needs a pipeline that starts with a featurizer "
+            "(as written by skacd fit)."
+        )
+    return detector, calibrated

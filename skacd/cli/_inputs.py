@@ -3,7 +3,8 @@ and folders of known-real images."""
 
 import os
 
-from ._common import PROG, _list_skipped
+from ._common import PROG
+from ._messages import _list_skipped
 
 _EXTENSIONS = ".jpg, .jpeg, .png, .bmp, .webp, .gif, .tif, .tiff"
 

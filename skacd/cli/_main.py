@@ -1,7 +1,8 @@
 """The ``skacd`` program: its parser and its one exit-code policy.
 
-Every subcommand is a module of :mod:`skacd.cli` with ``PARENTS``, ``HELP``,
-``DESCRIPTION``, ``EPILOG``, ``add_arguments(parser)`` and ``run(args)``;
+Every subcommand is a module of :mod:`skacd.cli` with ``HELP``,
+``DESCRIPTION``, ``add_arguments(parser)`` and ``run(args)`` (and optionally
+``PARENTS``, the shared option groups it takes, and ``EPILOG``);
 :func:`main` parses, runs and maps what ``run`` raises to the exit code
 (see :data:`EXIT_CODES`).
 """
@@ -15,14 +16,8 @@ import warnings
 from ..exceptions import UsageError
 from . import _calibrate, _demo, _evaluate, _fit, _info, _predict
 from ._arguments import parent_parsers
-from ._common import (
-    EXIT_FAILURE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    PROG,
-    _err,
-)
+from ._common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG
+from ._messages import _err
 
 #: The subcommands, in the order of ``skacd --help``.
 COMMANDS = {
@@ -93,8 +88,9 @@ def build_parser():
     parents = parent_parsers()
     for name, command in COMMANDS.items():
         sub = subparsers.add_parser(
-            name, parents=[parents[p] for p in command.PARENTS], help=command.HELP,
-            description=command.DESCRIPTION, epilog=command.EPILOG,
+            name, parents=[parents[p] for p in getattr(command, "PARENTS", ())],
+            help=command.HELP, description=command.DESCRIPTION,
+            epilog=getattr(command, "EPILOG", None),
         )
         command.add_arguments(sub)
         sub.set_defaults(func=command.run)

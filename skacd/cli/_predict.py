@@ -7,17 +7,11 @@ import time
 
 from .._atomic import atomic_open
 from .._json import to_builtin
-from ._arguments import _finite_float
-from ._common import (
-    EXIT_OK,
-    PROG,
-    UsageError,
-    _check_writable,
-    _err,
-    _list_skipped,
-    _runtime,
-)
+from ..exceptions import UsageError
+from ._arguments import _finite_float, _runtime
+from ._common import EXIT_OK, PROG, _check_writable, _load_image_detector
 from ._inputs import _EXTENSIONS, _collect_inputs
+from ._messages import _err, _list_skipped
 from ._rows import _fake_column, _label_names, _output_format, _write_rows
 
 #: The parent parsers (of :mod:`._arguments`) whose options it takes.
@@ -111,27 +105,14 @@ def _drop_non_finite(positions, values, errors, items, reason, skip_errors):
 
 
 def run(args):
-    from ..calibration import ConformalThresholdClassifier
     from ..featurizers._spec import to_spec
-    from ..io import load
 
     started = time.perf_counter()
     fmt = _output_format(args)
     if args.output is not None:
         _check_writable(args.output, "the output file", [args.detector, *args.paths])
-    detector = load(args.detector)
-    calibrated = None
-    if isinstance(detector, ConformalThresholdClassifier):
-        calibrated = detector
-        detector = detector.estimator
-    steps = getattr(detector, "steps", None)
-    if not steps or not hasattr(steps[0][1], "featurize") or len(steps) < 2:
-        raise ValueError(
-            f"{args.detector!r} holds a {type(detector).__name__} that does not take "
-            "images; skacd predict needs a pipeline that starts with a featurizer "
-            "(as written by skacd fit)."
-        )
-    featurizer, head = steps[0][1], detector[1:]
+    detector, calibrated = _load_image_detector(args.detector, "predict")
+    featurizer, head = detector.steps[0][1], detector[1:]
     if calibrated is not None:
         _, calibrated = calibrated._without_featurizer()
     has_proba = hasattr(head, "predict_proba")
