@@ -1,10 +1,20 @@
 """The ``skacd`` command line: a thin layer over the public API.
 
 Subcommands: ``fit``, ``calibrate``, ``predict``, ``evaluate``, ``demo`` and
-``info``; each
-has ``--help``. Exit codes: 0 success, 1 runtime failure (a bad image without
-``--skip-errors``, a missing folder, an unreadable detector file, ...), 2
-usage error (unknown option, bad value), 130 interrupted (Ctrl-C).
+``info``; each has ``--help``.
+
+One exit-code policy for every subcommand (``skacd --help`` prints it too):
+
+- 0: success;
+- 1: runtime failure: a missing folder or file, an image that cannot be
+  loaded without ``--skip-errors``, an unreadable detector file, data the
+  command cannot use, unavailable weights;
+- 2: usage error: an unknown option, a bad value (every count is checked
+  while parsing), options that do not go together, an output file that
+  cannot be written;
+- 130: interrupted (Ctrl-C); nothing is written.
+
+An unexpected exception (a bug) prints its traceback and exits 1.
 
 Progress goes to standard error (a bar on a terminal, a plain line every ten
 seconds or so in a log) and ``--quiet`` turns it off; every command that scores

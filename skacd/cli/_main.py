@@ -82,6 +82,9 @@ def build_parser():
             "Detect AI-generated images with single-class attribution modeling "
             "(arXiv:2603.00717). Exit codes: 0 ok, 1 runtime failure, 2 usage error."
         ),
+        epilog="Exit codes, the same for every subcommand: "
+        + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
+        + ".",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
