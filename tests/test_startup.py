@@ -20,10 +20,10 @@ print(json.dumps([code, sorted(m for m in {heavy!r} if m in sys.modules)]),
 """
 
 
-def _run_main(argv):
+def _run_main(argv, heavy=HEAVY):
     """``main(argv)`` in a fresh interpreter: (exit code, heavy modules imported)."""
     run = subprocess.run(
-        [sys.executable, "-c", _MAIN.format(argv=argv, heavy=HEAVY)],
+        [sys.executable, "-c", _MAIN.format(argv=argv, heavy=heavy)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     return tuple(json.loads(run.stderr.strip().splitlines()[-1]))
@@ -51,9 +51,43 @@ def test_help_imports_no_heavy_module(argv):
     ["predict"],
     ["evaluate", "--train", "a"],
     ["evaluate", "--train", "a", "--test", "b", "--methods", "nope"],
+    # one usage error of every subcommand, and the known gaps
+    ["calibrate"],
+    ["calibrate", "d.skacd", "--real", "x", "-o", "c.skacd", "--target-fpr", "2"],
+    ["predict", "d.skacd", "x", "--threshold", "nan"],
+    ["demo", "--seed", "x"],
+    ["info", "--nope"],
+    ["evaluate", "--train", "a", "--test", "b", "--batch-size", "0"],
+    ["evaluate", "--train", "a", "--test", "b", "--num-workers", "many"],
+    # an explicit encoder spec is checked without the featurizers package
+    ["fit", "--data", "x", "-o", "y.skacd", "--encoder", "clip:skacd-tiny-ViT:none",
+     "--latent-dim", "0"],
+    ["fit", "--data", "x", "-o", "y.skacd", "--encoder", "clip:"],
+    # usage errors found by the subcommand itself, before any heavy import
+    ["fit", "--one-class", "--augment", "--data", "x", "-o", "y.skacd"],
+    ["fit", "--data", "x", "-o", "y.skacd", "--detector", "fused", "--solver", "adam"],
+    ["fit", "--data", "x", "-o", os.path.join("no", "such", "folder", "y.skacd")],
+    ["fit", "--one-class", "--cv", "1", "--data", "x", "-o", "y.skacd"],
+    ["predict", "d.skacd", "x", "-o", "scores.txt"],
+    ["calibrate", "d.skacd", "--real", "x", "-o", os.path.join("no", "c.skacd")],
 ])
 def test_usage_error_imports_no_heavy_module(argv):
     assert _run_main(argv) == (2, [])
+
+
+@pytest.mark.parametrize("command", [
+    None, "fit", "predict", "calibrate", "evaluate", "demo", "info",
+])
+def test_help_imports_not_even_numpy(command):
+    argv = ["--help"] if command is None else [command, "--help"]
+    assert _run_main(argv, heavy=HEAVY + ("numpy", "PIL")) == (0, [])
+
+
+def test_encoder_spec_check_is_the_featurizers_own():
+    from skacd.cli._arguments import _spec_grammar
+    from skacd.featurizers import _spec
+
+    assert _spec_grammar() is _spec  # already imported here: that very module
 
 
 def test_python_m_skacd_help_imports_no_heavy_module():

@@ -26,13 +26,37 @@ another timm backbone. Weights 'none' are random, for tests only (e.g.
 _PLAIN_ENCODERS = ("efficientnet_lite2", "efficientnet_lite0")
 
 
+def _spec_grammar():
+    """``skacd.featurizers._spec``, whose ``parse_spec`` needs only ``os`` and
+    ``re``: loaded from its file unless already imported, because importing
+    it through the ``skacd.featurizers`` package imports torch, and a usage
+    error must not wait for that."""
+    import importlib.util
+    import os
+    import sys
+
+    name = "skacd.featurizers._spec"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "featurizers",
+                        "_spec.py")
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # not registered in sys.modules
+        module.parse_spec  # noqa: B018 - the one name needed
+    except Exception:  # moved or changed: the package import always works
+        import importlib
+
+        return importlib.import_module(name)
+    return module
+
+
 def _encoder_arg(spec):
     if spec in _PLAIN_ENCODERS:
         return spec
-    from ..featurizers._spec import parse_spec
-
     try:
-        parse_spec(spec)
+        _spec_grammar().parse_spec(spec)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
     return spec

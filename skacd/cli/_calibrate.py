@@ -44,12 +44,12 @@ def add_arguments(parser):
 
 
 def run(args):
+    started = time.perf_counter()
+    _check_writable(args.output, "the detector file")
     from ..calibration import ConformalThresholdClassifier, min_calibration_samples
     from ..exceptions import ImageLoadWarning
     from ..io import save
 
-    started = time.perf_counter()
-    _check_writable(args.output, "the detector file")
     # recalibrate a calibrated detector: replace the old threshold
     detector, previous = _load_image_detector(args.detector, "calibrate")
     featurizer = detector.steps[0][1]

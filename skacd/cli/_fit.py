@@ -151,19 +151,11 @@ def _attribution_head(args, source, verbose):
 
 
 def run(args):
-    import numpy as np
-    from sklearn.base import clone
-    from sklearn.pipeline import Pipeline, make_pipeline
-
-    from ..datasets import load_image_folder
-    from ..featurizers._spec import to_spec
-    from ..io import save
-
+    # The usage checks first: a usage error imports nothing heavy.
     if args.one_class and args.augment is not None:
         raise UsageError("--augment goes with a two-class fit, not --one-class.")
     if args.one_class:
         return _run_one_class(args)
-    started = time.perf_counter()
     if args.detector == "fused" and (
         args.source_class != "real"
         or args.solver not in (None, "pca")
@@ -175,6 +167,15 @@ def run(args):
             "--max-epochs go with --detector attribution."
         )
     _check_writable(args.output, "the detector file")
+    import numpy as np
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline, make_pipeline
+
+    from ..datasets import load_image_folder
+    from ..featurizers._spec import to_spec
+    from ..io import save
+
+    started = time.perf_counter()
     verbose = 0 if args.quiet else 1
     featurizer = _fit_featurizer(args)
     data = load_image_folder(
@@ -247,6 +248,14 @@ def _augmented_training(args, featurizer, runtime, paths, keep, y):
 
 
 def _run_one_class(args):
+    _check_writable(args.output, "the detector file")
+    if args.source_class != "real":
+        raise UsageError("--one-class fits on real images only; drop --source-class.")
+    if args.cv < 2:
+        raise UsageError(
+            f"--one-class cross-fits its threshold on --cv folds of the real images; "
+            f"--cv must be at least 2, got {args.cv}."
+        )
     import numpy as np
     from sklearn.base import clone
     from sklearn.pipeline import make_pipeline
@@ -257,14 +266,6 @@ def _run_one_class(args):
     from ..one_class import OneClassDetector
 
     started = time.perf_counter()
-    _check_writable(args.output, "the detector file")
-    if args.source_class != "real":
-        raise UsageError("--one-class fits on real images only; drop --source-class.")
-    if args.cv < 2:
-        raise UsageError(
-            f"--one-class cross-fits its threshold on --cv folds of the real images; "
-            f"--cv must be at least 2, got {args.cv}."
-        )
     featurizer = _fit_featurizer(args, one_class=True)
     paths, _, note = _real_images(args.data, "fit", args.skip_errors)
     if not args.quiet:

@@ -105,12 +105,12 @@ def _drop_non_finite(positions, values, errors, items, reason, skip_errors):
 
 
 def run(args):
-    from ..featurizers._spec import to_spec
-
     started = time.perf_counter()
     fmt = _output_format(args)
     if args.output is not None:
         _check_writable(args.output, "the output file", [args.detector, *args.paths])
+    from ..featurizers._spec import to_spec
+
     detector, calibrated = _load_image_detector(args.detector, "predict")
     featurizer, head = detector.steps[0][1], detector[1:]
     if calibrated is not None:
