@@ -229,8 +229,7 @@ class FeatureCache:
             "write_errors": 0,
         }
         self._write_disabled = False
-        self._read_error_warned = False
-        self._bad_entry_warned = False
+        self._warned = set()  # the kinds of CacheWarning already given
         self._version_file_written = False
         self._secret = None
 
@@ -438,28 +437,30 @@ class FeatureCache:
                 os.unlink(path)
         except OSError:
             pass
-        if self.verbose:
-            print(f"[FeatureCache] removed corrupt entry {path} ({reason})")
-        if not self._bad_entry_warned:
-            self._bad_entry_warned = True
-            warnings.warn(
-                f"FeatureCache removed the bad entry {path} ({reason}); it is "
-                "recomputed. Further bad entries are counted in stats['corrupt'].",
-                CacheWarning,
-                stacklevel=4,
-            )
+        self._warn(
+            "bad entry", f"removed corrupt entry {path} ({reason})",
+            f"FeatureCache removed the bad entry {path} ({reason}); it is "
+            "recomputed. Further bad entries are counted in stats['corrupt'].",
+            stacklevel=5,
+        )
 
     def _report_read_error(self, path, exc):
+        self._warn(
+            "read error", f"cannot read {path}: {exc}",
+            f"FeatureCache cannot read {path} ({exc}); treating unreadable "
+            "entries as misses.",
+            stacklevel=5,
+        )
+
+    def _warn(self, kind, line, message, stacklevel, once=True):
+        """Print ``line`` when verbose; give ``message`` as a CacheWarning, the
+        first time for its ``kind`` unless ``once`` is false."""
         if self.verbose:
-            print(f"[FeatureCache] cannot read {path}: {exc}")
-        if not self._read_error_warned:
-            self._read_error_warned = True
-            warnings.warn(
-                f"FeatureCache cannot read {path} ({exc}); treating unreadable "
-                "entries as misses.",
-                CacheWarning,
-                stacklevel=4,
-            )
+            print(f"[FeatureCache] {line}")
+        if once and kind in self._warned:
+            return
+        self._warned.add(kind)
+        warnings.warn(message, CacheWarning, stacklevel=stacklevel)
 
     def __contains__(self, key):
         """Whether an entry file exists for ``key`` (not checksum-verified)."""
@@ -568,14 +569,12 @@ class FeatureCache:
         except OSError as exc:
             self._write_disabled = True
             self.stats["write_errors"] += 1
-            if self.verbose:
-                print(f"[FeatureCache] cannot write {path}: {exc}")
-            warnings.warn(
+            self._warn(
+                "write error", f"cannot write {path}: {exc}",
                 f"FeatureCache cannot write to {self.directory} ({exc}). "
                 "Caching is off for the rest of this run; features are still "
                 "computed and returned.",
-                CacheWarning,
-                stacklevel=3,
+                stacklevel=4, once=False,
             )
             return
         self.stats["writes"] += 1

@@ -715,7 +715,7 @@ def read_manifest(path):
     Parameters
     ----------
     path : str or os.PathLike
-        A file written by :func:`save`.
+        A detector file, as :func:`save` writes it.
 
     Returns
     -------
