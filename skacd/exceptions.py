@@ -18,7 +18,7 @@ __all__ = [
     "DeviceWarning",
     "ImageLoadError",
     "ImageLoadWarning",
-    "NotFittedError",
+    "NotFittedError",  # noqa: F822 - scikit-learn's, imported on first access
     "PreprocessingMismatchError",
     "SkacdError",
     "SkacdWarning",

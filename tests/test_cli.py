@@ -592,5 +592,6 @@ def test_evaluate_counts_are_validated_like_the_others(option, value, message, c
 def test_help_states_the_exit_code_policy(capsys):
     assert main(["--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "Exit codes, the same for every subcommand: 0 success; 1 runtime failure" in out
+    assert ("Exit codes, the same for every subcommand: 0 success; "
+            "1 runtime failure") in out
     assert "2 usage error" in out and "130 interrupted" in out

@@ -8,7 +8,6 @@ import warnings
 
 import pytest
 
-import skacd
 from skacd import exceptions
 from skacd.exceptions import (
     CacheWarning,
@@ -94,7 +93,8 @@ def test_not_fitted_error_is_scikit_learns():
 
 def test_importing_the_exceptions_imports_nothing_heavy():
     code = ("import sys, skacd.exceptions\n"
-            "print(sorted(m for m in ('torch', 'sklearn', 'numpy') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'sklearn', 'numpy')"
+            " if m in sys.modules))")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr

@@ -18,7 +18,9 @@ def _check_writable(path, what, inputs=()):
     replace one of ``inputs`` (the detector, an image)."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise UsageError(f"cannot write {what} {path!r}: the folder {directory!r} does not exist.")
+        raise UsageError(
+            f"cannot write {what} {path!r}: the folder {directory!r} does not exist."
+        )
     if os.path.isdir(path):
         raise UsageError(f"cannot write {what} {path!r}: it is a folder.")
     if not os.access(directory, os.W_OK | os.X_OK):

@@ -203,7 +203,8 @@ def run(args):
     keep = np.setdiff1d(np.arange(len(paths)), skipped)
     X, y = result.features[keep], y[keep]
     if skipped:
-        _list_skipped([(paths[i], result.errors[i].reason) for i in skipped], f"{PROG} fit")
+        _list_skipped([(paths[i], result.errors[i].reason) for i in skipped],
+                      f"{PROG} fit")
 
     source = {"real": 0, "fake": 1}[args.source_class]
     fit_head = lambda head, X, y: head.fit(X, y)  # noqa: E731

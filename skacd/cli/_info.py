@@ -31,7 +31,9 @@ def _info():
 
     versions = get_versions()
     if torch.cuda.is_available():
-        devices = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        devices = [
+            torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())
+        ]
         device = {"default": "cuda", "cuda": devices}
     else:
         device = {"default": "cpu", "cuda": []}
@@ -96,10 +98,12 @@ def run(args):
         return EXIT_OK
     v = info["versions"]
     print(f"skacd {v['skacd']} (python {v['python']}, {info['executable']})")
-    print("versions: " + ", ".join(f"{k} {v[k]}" for k in v if k not in ("skacd", "python")))
+    others = [k for k in v if k not in ("skacd", "python")]
+    print("versions: " + ", ".join(f"{k} {v[k]}" for k in others))
     device = info["device"]
     if device["cuda"]:
-        print(f"device: cuda ({', '.join(device['cuda'])}); {device['cpu_count']} CPU cores")
+        print(f"device: cuda ({', '.join(device['cuda'])}); "
+              f"{device['cpu_count']} CPU cores")
     else:
         print(f"device: cpu (CUDA is not available); {device['cpu_count']} CPU cores")
     print("extras: " + "; ".join(f"{k} {s}" for k, s in info["extras"].items()))

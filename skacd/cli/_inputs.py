@@ -71,7 +71,8 @@ def _collect_inputs(paths):
         )
         early.append((os.fspath(where), reason))
     for folder in empty:
-        early.append((os.fspath(folder), "the folder holds no image files (" + _EXTENSIONS + ")"))
+        early.append((os.fspath(folder),
+                      "the folder holds no image files (" + _EXTENSIONS + ")"))
     return items, early
 
 

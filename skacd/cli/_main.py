@@ -86,7 +86,8 @@ def build_parser():
         + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
         + ".",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parents = parent_parsers()
     for name, command in COMMANDS.items():
@@ -130,7 +131,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         hint = ""
         if getattr(args, "cache", None):
-            hint = f" Rerun with --cache {args.cache} to resume from the images already featurized."
+            hint = (f" Rerun with --cache {args.cache} to resume from the images "
+                    "already featurized.")
         elif args.command in ("fit", "predict"):
             hint = " Pass --cache DIR to make a rerun resume where it stopped."
         _err(f"{PROG} {args.command}: interrupted; no output was written.{hint}")
@@ -145,5 +147,6 @@ def main(argv=None):
         return EXIT_FAILURE
     except Exception:  # a bug: show where
         traceback.print_exc()
-        _err(f"{PROG} {args.command}: internal error (traceback above); please report it.")
+        _err(f"{PROG} {args.command}: internal error (traceback above); "
+             "please report it.")
         return EXIT_FAILURE

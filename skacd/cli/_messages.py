@@ -22,4 +22,5 @@ def _list_skipped(errors, command):
     for path, reason in errors[:_MAX_LISTED]:
         _err(f"{command}: skipped {_printable(path)}: {_printable(reason)}")
     if len(errors) > _MAX_LISTED:
-        _err(f"{command}: ... and {len(errors) - _MAX_LISTED} more skipped (see the output).")
+        _err(f"{command}: ... and {len(errors) - _MAX_LISTED} more skipped "
+             "(see the output).")

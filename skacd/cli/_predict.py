@@ -135,7 +135,9 @@ def run(args):
         )
     if early_errors and not args.skip_errors:
         where, reason = early_errors[0]
-        raise OSError(f"Cannot read {where!r}: {reason}; use --skip-errors to go on without it")
+        raise OSError(
+            f"Cannot read {where!r}: {reason}; use --skip-errors to go on without it"
+        )
     result = featurizer.featurize(items)
     errors = dict(result.errors)
     ok = [i for i in range(len(items)) if i not in errors]
@@ -151,7 +153,8 @@ def run(args):
         # A score that is not a number is an error for that image, never a label.
         proba = head.predict_proba(result.features[ok])[:, _fake_column(classes)]
         kept = _drop_non_finite(ok, proba, errors, items,
-                                "the detector gave a non-finite score", args.skip_errors)
+                                "the detector gave a non-finite score",
+                                args.skip_errors)
         proba = proba[[i in set(kept) for i in ok]]
         ok = kept
     scored = {}  # input position -> row of proba, p_real and labels
@@ -200,7 +203,8 @@ def run(args):
     n_cached = result.n_cached
     _err(
         f"{PROG} predict: {len(ok)} images scored ({n_fake} {fake_name}, "
-        f"{len(ok) - n_fake} {other_name}; {n_cached} from cache), {len(skipped)} skipped, "
+        f"{len(ok) - n_fake} {other_name}; {n_cached} from cache), "
+        f"{len(skipped)} skipped, "
         f"{time.perf_counter() - started:.1f} s"
         + ("" if args.output is None else f"; wrote {args.output}")
         + f"; threshold: {source}"

@@ -28,7 +28,8 @@ def _write_rows(fh, rows, fmt):
         for row in rows:
             writer.writerow(
                 ["" if row[f] is None
-                 else (repr(row[f]) if f in ("prob_fake", "p_real") else _csv_cell(row[f]))
+                 else repr(row[f]) if f in ("prob_fake", "p_real")
+                 else _csv_cell(row[f])
                  for f in FIELDS]
             )
     else:
