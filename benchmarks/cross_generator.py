@@ -20,7 +20,7 @@ import argparse
 import os
 import sys
 
-from skacd.evaluation import add_evaluate_arguments, run_evaluate
+from skacd.cli import add_evaluate_arguments, run_evaluate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))

@@ -11,7 +11,7 @@ and a light classifier on the attribution residuals.
 
 import importlib
 
-__version__ = "0.1.0.dev0"
+from ._version import __version__
 
 # public name -> submodule that defines it
 _LAZY = {
@@ -25,6 +25,12 @@ _LAZY = {
     "make_detector": "fusion",
     "load": "io",
     "save": "io",
+    "show_versions": "_show_versions",
+    # the base error and warning, and the errors users catch most
+    "SkacdError": "exceptions",
+    "SkacdWarning": "exceptions",
+    "DetectorFileError": "exceptions",
+    "ImageLoadError": "exceptions",
 }
 
 __all__ = [

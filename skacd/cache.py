@@ -20,6 +20,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ._atomic import atomic_write
+from .exceptions import CacheWarning
+
 __all__ = ["FeatureCache"]
 
 # On-disk entry: a 32-byte header followed by the little-endian float32 payload.
@@ -166,14 +169,14 @@ class FeatureCache:
       left for its owner (a :meth:`put` replaces it).
     - *Failures do not lose results.* If a write fails (disk full,
       permission denied, read-only file system), :meth:`put` emits one
-      ``UserWarning``, stops writing for the rest of this instance's life and
+      ``CacheWarning``, stops writing for the rest of this instance's life and
       returns normally: featurization goes on without caching. Reads keep
       working. A fresh or unpickled instance tries writing again.
     - *Authenticated entries.* Only a process that can read
       ``CACHE_SECRET`` (by default, its owner) can write an entry that
       :meth:`get` accepts: whoever can merely write to the directory cannot
       make one image's features stand for another's. A forged or damaged
-      entry is removed and recomputed, with one ``UserWarning`` naming it
+      entry is removed and recomputed, with one ``CacheWarning`` naming it
       per instance. Entries are read only if they are regular files of a
       plausible size, so a FIFO or a link to a device never blocks a read.
       Share a cache between users by sharing read access to
@@ -226,8 +229,7 @@ class FeatureCache:
             "write_errors": 0,
         }
         self._write_disabled = False
-        self._read_error_warned = False
-        self._bad_entry_warned = False
+        self._warned = set()  # the kinds of CacheWarning already given
         self._version_file_written = False
         self._secret = None
 
@@ -435,28 +437,30 @@ class FeatureCache:
                 os.unlink(path)
         except OSError:
             pass
-        if self.verbose:
-            print(f"[FeatureCache] removed corrupt entry {path} ({reason})")
-        if not self._bad_entry_warned:
-            self._bad_entry_warned = True
-            warnings.warn(
-                f"FeatureCache removed the bad entry {path} ({reason}); it is "
-                "recomputed. Further bad entries are counted in stats['corrupt'].",
-                UserWarning,
-                stacklevel=4,
-            )
+        self._warn(
+            "bad entry", f"removed corrupt entry {path} ({reason})",
+            f"FeatureCache removed the bad entry {path} ({reason}); it is "
+            "recomputed. Further bad entries are counted in stats['corrupt'].",
+            stacklevel=5,
+        )
 
     def _report_read_error(self, path, exc):
+        self._warn(
+            "read error", f"cannot read {path}: {exc}",
+            f"FeatureCache cannot read {path} ({exc}); treating unreadable "
+            "entries as misses.",
+            stacklevel=5,
+        )
+
+    def _warn(self, kind, line, message, stacklevel, once=True):
+        """Print ``line`` when verbose; give ``message`` as a CacheWarning, the
+        first time for its ``kind`` unless ``once`` is false."""
         if self.verbose:
-            print(f"[FeatureCache] cannot read {path}: {exc}")
-        if not self._read_error_warned:
-            self._read_error_warned = True
-            warnings.warn(
-                f"FeatureCache cannot read {path} ({exc}); treating unreadable "
-                "entries as misses.",
-                UserWarning,
-                stacklevel=4,
-            )
+            print(f"[FeatureCache] {line}")
+        if once and kind in self._warned:
+            return
+        self._warned.add(kind)
+        warnings.warn(message, CacheWarning, stacklevel=stacklevel)
 
     def __contains__(self, key):
         """Whether an entry file exists for ``key`` (not checksum-verified)."""
@@ -565,14 +569,12 @@ class FeatureCache:
         except OSError as exc:
             self._write_disabled = True
             self.stats["write_errors"] += 1
-            if self.verbose:
-                print(f"[FeatureCache] cannot write {path}: {exc}")
-            warnings.warn(
+            self._warn(
+                "write error", f"cannot write {path}: {exc}",
                 f"FeatureCache cannot write to {self.directory} ({exc}). "
                 "Caching is off for the rest of this run; features are still "
                 "computed and returned.",
-                UserWarning,
-                stacklevel=3,
+                stacklevel=4, once=False,
             )
             return
         self.stats["writes"] += 1
@@ -586,46 +588,17 @@ class FeatureCache:
     def _atomic_write(self, path, blob):
         shard = os.path.dirname(path)
         os.makedirs(shard, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        while True:
-            tmp = os.path.join(
-                shard,
-                f"{_TEMP_PREFIX}{os.path.basename(path)}-{os.getpid()}-"
-                f"{secrets.token_hex(4)}",
-            )
-            try:
-                # 0o666 honours the umask, so shared caches stay shareable.
-                fd = os.open(tmp, flags, 0o666)
-                break
-            except FileExistsError:  # pragma: no cover - 32 random bits
-                continue
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(blob)
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
-            try:
-                os.replace(tmp, path)
-            except PermissionError:
-                # Windows refuses to replace a file another process holds
-                # open; that file is a complete entry, so keep it.
-                if not (sys.platform == "win32" and os.path.isfile(path)):
-                    raise
-                os.unlink(tmp)
-                return
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        if self.fsync and hasattr(os, "O_DIRECTORY"):
-            dir_fd = os.open(shard, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            atomic_write(
+                path, blob, fsync=self.fsync, fsync_directory=self.fsync,
+                prefix=f"{_TEMP_PREFIX}{os.path.basename(path)}-{os.getpid()}-",
+                suffix="",
+            )
+        except PermissionError:
+            # Windows refuses to replace a file another process holds open;
+            # that file is a complete entry, so keep it.
+            if not (sys.platform == "win32" and os.path.isfile(path)):
+                raise
 
     def clear(self):
         """Delete every entry, and temporary files left by killed writers.

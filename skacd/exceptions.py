@@ -1,19 +1,74 @@
-"""Warnings and errors raised by skacd."""
+"""Warnings and errors raised by skacd.
 
-from sklearn.exceptions import NotFittedError
+Every error skacd defines derives from :class:`SkacdError` and every warning
+from :class:`SkacdWarning` (a :class:`UserWarning`), so that one ``except``
+clause or warnings filter covers them all. The errors keep their standard
+base class too (:class:`ImageLoadError` is a :class:`ValueError`,
+:class:`WeightsUnavailableError` an :class:`OSError`, ...), so code catching
+those keeps working.
+
+This module imports nothing heavy (``NotFittedError``, scikit-learn's, is
+imported on first access), so the command line can use it while it parses.
+"""
 
 __all__ = [
+    "CacheWarning",
     "CalibrationWarning",
+    "DetectorFileError",
     "DeviceWarning",
     "ImageLoadError",
     "ImageLoadWarning",
-    "NotFittedError",
+    "NotFittedError",  # noqa: F822 - scikit-learn's, imported on first access
     "PreprocessingMismatchError",
+    "SkacdError",
+    "SkacdWarning",
+    "UsageError",
     "WeightsUnavailableError",
 ]
 
 
-class CalibrationWarning(UserWarning):
+def __getattr__(name):
+    if name == "NotFittedError":
+        from sklearn.exceptions import NotFittedError
+
+        return NotFittedError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class SkacdError(Exception):
+    """The base class of every error skacd defines.
+
+    Examples
+    --------
+    >>> from skacd.exceptions import DetectorFileError, SkacdError
+    >>> issubclass(DetectorFileError, SkacdError)
+    True
+    """
+
+
+class SkacdWarning(UserWarning):
+    """The base class of every warning skacd emits.
+
+    A :class:`UserWarning`, so filters on ``UserWarning`` still apply.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from skacd.exceptions import SkacdWarning
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", SkacdWarning)  # every skacd warning
+    """
+
+
+class CacheWarning(SkacdWarning):
+    """The feature cache could not read or write an entry, or removed a bad one.
+
+    Raised once per problem and :class:`~skacd.cache.FeatureCache` instance:
+    features are still computed and returned, the cache only stops helping.
+    """
+
+
+class CalibrationWarning(SkacdWarning):
     """Too few known-real images to set a threshold at the requested FPR.
 
     Raised by :func:`skacd.calibration.conformal_threshold` (and the detectors
@@ -24,7 +79,17 @@ class CalibrationWarning(UserWarning):
     """
 
 
-class DeviceWarning(UserWarning):
+class DetectorFileError(SkacdError, ValueError):
+    """A file is not a valid skacd detector file, or one this skacd cannot read.
+
+    Raised by :func:`skacd.load` for files that are not zip archives, pickles
+    and ``torch.save`` files (never unpickled), files from a newer format
+    version, manifests naming classes outside the allow-list, and damaged
+    files. The message names the file.
+    """
+
+
+class DeviceWarning(SkacdWarning):
     """A requested torch device is unavailable and skacd fell back to another one.
 
     Raised, for instance, when an estimator fitted on a GPU is unpickled or
@@ -32,7 +97,7 @@ class DeviceWarning(UserWarning):
     """
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(SkacdError, ValueError):
     """An image could not be read or decoded.
 
     The message always names the offending file (or the position of the
@@ -55,11 +120,11 @@ class ImageLoadError(ValueError):
         return (type(self), (self.source, self.reason))
 
 
-class ImageLoadWarning(UserWarning):
+class ImageLoadWarning(SkacdWarning):
     """Images were skipped because they could not be loaded (``on_error="skip"``)."""
 
 
-class PreprocessingMismatchError(ValueError):
+class PreprocessingMismatchError(SkacdError, ValueError):
     """A detector's featurizer would preprocess images unlike at fit time.
 
     Raised by :func:`skacd.load` and by a fitted featurizer's ``transform``
@@ -70,9 +135,18 @@ class PreprocessingMismatchError(ValueError):
     """
 
 
-class WeightsUnavailableError(OSError):
+class WeightsUnavailableError(SkacdError, OSError):
     """Pretrained encoder weights are neither on disk nor downloadable now.
 
     The message names the model and weights tag and shows how to pass a local
     checkpoint file instead.
+    """
+
+
+class UsageError(SkacdError):
+    """A command-line value that makes no sense: ``skacd`` exits with status 2.
+
+    Raised by the subcommands of :mod:`skacd.cli` for what argparse cannot
+    check alone (an output file in a missing folder, options that do not go
+    together); the message says which value and why.
     """

