@@ -206,7 +206,7 @@ def _featurize_sets(featurizer, cache_obj, train_paths, test_paths, methods, swe
     log("featurizing (clean):")
     t0 = time.perf_counter()
     featurizer.fit()
-    identity = dict(featurizer._get_encoder().identity)
+    identity = dict(featurizer.encoder_identity_)
     load_seconds = time.perf_counter() - t0
     X_train, s_train = _featurize(featurizer, train_paths, "train", log)
     X_test, s_test = _featurize(featurizer, test_paths, "test", log)
