@@ -256,7 +256,7 @@ def featurize(
     Returns
     -------
     features : ndarray or dask.array.Array of shape (n_samples, n_features_out)
-        float32, one row per input in input order. A
+        Float32, one row per input in input order. A
         :class:`~skacd.featurizers.FeaturizeResult` with
         ``return_result=True``.
 

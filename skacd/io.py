@@ -728,6 +728,17 @@ def read_manifest(path):
     ------
     DetectorFileError
         If the file is not a detector file this skacd can read.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skacd.io import read_manifest, save
+    >>> path = os.path.join(tempfile.mkdtemp(), "scaler.skacd")
+    >>> save(StandardScaler().fit([[0.0], [1.0]]), path)
+    >>> manifest = read_manifest(path)
+    >>> manifest["format"], manifest["encoder"]
+    ('skacd-detector', None)
     """
     manifest, _ = _open(path)
     return manifest
@@ -1114,6 +1125,22 @@ def load(path):
     --------
     save : Write a detector file.
     read_manifest : Read the manifest only.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skacd import AttributionSpace, load, save
+    >>> X = np.random.default_rng(0).normal(size=(30, 4))
+    >>> space = AttributionSpace(solver="pca", latent_dim=2, random_state=0)
+    >>> detector = make_pipeline(StandardScaler(), space).fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "space.skacd")
+    >>> save(detector, path)
+    >>> loaded = load(path)
+    >>> bool(np.array_equal(loaded.transform(X), detector.transform(X)))
+    True
     """
     import safetensors.torch
 

@@ -33,6 +33,16 @@ def add_arguments(parser, *, defaults=None):
         "output_dir": ...}``); ``--train`` and ``--test`` are required unless
         given here. ``benchmarks/cross_generator.py`` passes the standard
         protocol.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from skacd.evaluation import add_evaluate_arguments
+    >>> parser = argparse.ArgumentParser()
+    >>> add_evaluate_arguments(parser)
+    >>> args = parser.parse_args(["--train", "train/", "--test", "test/"])
+    >>> args.encoder, args.seeds
+    ('efficientnet_lite2', [0, 1, 2])
     """
     defaults = dict(defaults or {})
     parser.add_argument(
@@ -210,6 +220,16 @@ def run_evaluate(args):
         0 on success, 1 for a runtime failure (a missing folder, bad data,
         unavailable weights), 2 for a usage error; the message goes to
         stderr. The same policy as every ``skacd`` subcommand.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from skacd.evaluation import add_evaluate_arguments, run_evaluate
+    >>> parser = argparse.ArgumentParser()
+    >>> add_evaluate_arguments(parser)
+    >>> args = parser.parse_args(["--train", "no/such/dir", "--test", "no/such/dir"])
+    >>> run_evaluate(args)  # the error goes to stderr
+    1
     """
     from ..exceptions import WeightsUnavailableError
 

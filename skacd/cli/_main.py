@@ -113,6 +113,13 @@ def main(argv=None):
     -------
     status : int
         0 success, 1 runtime failure, 2 usage error, 130 interrupted.
+
+    Examples
+    --------
+    >>> from skacd.cli import main
+    >>> main(["--version"])
+    skacd ...
+    0
     """
     parser = build_parser()
     try:

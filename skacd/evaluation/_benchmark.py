@@ -153,6 +153,12 @@ def cross_generator_benchmark(
     train_sizes : sequence of int, default=()
         Training images *per class* for the training-set-size curve; each
         seed draws its own subsample (the whole class when larger).
+    cost_images : int, default=0
+        When positive and the featurizer reads intermediate layers, time the
+        featurization of this many test images (no cache) for each
+        configuration the methods use (embedding only, stages 0-3 pruned,
+        both); ``featurization["cost"]`` and the Markdown report give the
+        images per second.
     layers : list of int and/or "embedding", or None, default=None
         The featurizer's ``layers`` (for an encoder given by name); None reads
         stages 0-3 and the embedding when a method needs them, else the
@@ -162,12 +168,6 @@ def cross_generator_benchmark(
     solver : {"adam", "pca"}, default="adam"
         The attribution space of ``attribution_real``, ``attribution_fake``
         and ``deviation``.
-    cost_images : int, default=0
-        When positive and the featurizer reads intermediate layers, time the
-        featurization of this many test images (no cache) for each
-        configuration the methods use (embedding only, stages 0-3 pruned,
-        both); ``featurization["cost"]`` and the Markdown report give the
-        images per second.
     max_epochs : int or None, default=None
         Overrides ``max_epochs`` of the torch estimators (for quick runs);
         None keeps the defaults.

@@ -8,7 +8,7 @@ from ._methods import _METHOD_BLOCKS, METHODS, methods_need_layers
 
 
 def default_cache_dir():
-    """The feature cache directory used when none is given.
+    """Return the feature cache directory used when none is given.
 
     ``$SKACD_CACHE_DIR`` when set, else ``$XDG_CACHE_HOME/skacd/features``,
     else ``~/.cache/skacd/features``. The cache is content-addressed (keyed by
@@ -19,6 +19,13 @@ def default_cache_dir():
     -------
     directory : str
         An absolute path (not created here).
+
+    Examples
+    --------
+    >>> import os
+    >>> from skacd.evaluation import default_cache_dir
+    >>> os.path.isabs(default_cache_dir())
+    True
     """
     explicit = os.environ.get("SKACD_CACHE_DIR")
     if explicit:
@@ -51,6 +58,13 @@ def make_featurizer(encoder, *, device="auto", batch_size=32, num_workers="auto"
     -------
     featurizer : BaseFeaturizer
         An unfitted featurizer (no cache, no image transform set yet).
+
+    Examples
+    --------
+    >>> from skacd.evaluation import make_featurizer
+    >>> featurizer = make_featurizer("clip:skacd-tiny-ViT:none", device="cpu")
+    >>> type(featurizer).__name__, featurizer.pretrained
+    ('CLIPFeaturizer', None)
     """
     from sklearn.base import clone
 

@@ -109,7 +109,7 @@ def _check_methods(methods):
 
 def make_method(name, seed, *, device="auto", max_epochs=None, feature_names=None,
                 solver="adam"):
-    """The unfitted estimator of one benchmark method.
+    """Build the unfitted estimator of one benchmark method.
 
     Hyper-parameters are the estimators' defaults, fixed before any test
     result was seen and never tuned per test group; only ``random_state``
@@ -117,8 +117,9 @@ def make_method(name, seed, *, device="auto", max_epochs=None, feature_names=Non
 
     Parameters
     ----------
-    name : {"linear_probe", "attribution_real", "attribution_fake", "deviation"}
-        The method.
+    name : str
+        The method, one of ``skacd.evaluation.METHODS`` (``"linear_probe"``,
+        ``"attribution_real"``, ``"fused"``, ...).
     seed : int
         ``random_state`` of the torch estimators.
     device : {"auto", "cpu", "cuda"}, default="auto"
@@ -131,6 +132,8 @@ def make_method(name, seed, *, device="auto", max_epochs=None, feature_names=Non
         method then starts with a :class:`~skacd.BlockSelector` of its blocks
         (the ``embedding`` block for the head methods). Needed by the
         ``*_early``, ``branch_*`` and ``fused`` methods.
+    solver : {"adam", "pca"}, default="adam"
+        ``solver`` of the head methods' :class:`~skacd.AttributionSpace`.
 
     Returns
     -------
@@ -140,6 +143,13 @@ def make_method(name, seed, *, device="auto", max_epochs=None, feature_names=Non
         ``make_pipeline(AttributionSpace(source_class=...),
         AttributionClassifier())``; ``deviation``:
         ``AttributionSpace(source_class=0)``.
+
+    Examples
+    --------
+    >>> from skacd.evaluation import make_method
+    >>> probe = make_method("linear_probe", seed=0)
+    >>> [name for name, _ in probe.steps]
+    ['standardscaler', 'logisticregression']
     """
     from sklearn.pipeline import make_pipeline
 

@@ -109,7 +109,18 @@ class CrossGeneratorResult:
         )
 
     def to_json(self, **kwargs):
-        """The result as strict JSON text (``allow_nan=False``)."""
+        """Return the result as strict JSON text (``allow_nan=False``).
+
+        Parameters
+        ----------
+        **kwargs
+            Passed to :func:`json.dumps` (``indent=2`` unless given).
+
+        Returns
+        -------
+        text : str
+            The JSON document :meth:`to_dict` describes.
+        """
         kwargs.setdefault("indent", 2)
         return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
 

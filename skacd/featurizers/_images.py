@@ -254,6 +254,15 @@ def load_image(item, index=0, data=None):
     ------
     ImageLoadError
         Naming the file (or the item's position) and the reason.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skacd.featurizers import load_image
+    >>> gray = np.zeros((4, 6), dtype=np.uint8)
+    >>> image = load_image(gray)
+    >>> image.mode, image.size
+    ('RGB', (6, 4))
     """
     source = describe_item(item, index)
     if isinstance(item, (str, os.PathLike)):

@@ -44,6 +44,7 @@ def from_spec(spec, **kwargs):
     Returns
     -------
     featurizer : CLIPFeaturizer or TimmFeaturizer
+        Unfitted, with the parameters the spec names and ``kwargs``.
 
     See Also
     --------
@@ -89,10 +90,12 @@ def to_spec(featurizer):
     Parameters
     ----------
     featurizer : CLIPFeaturizer or TimmFeaturizer
+        The featurizer whose encoder to name (fitted or not).
 
     Returns
     -------
     spec : str
+        The encoder spec, in canonical form.
 
     Examples
     --------
