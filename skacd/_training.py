@@ -59,12 +59,17 @@ class TorchTrainerMixin:
         self.validation_scores_ = history["validation_scores"]
         self.n_iter_ = history["n_iter"]
 
-    def _forward_batches(self, module, X):
-        """``module`` over ``X`` in inference batches; float32 numpy out."""
+    def _forward_batches(self, module, X, finish=None):
+        """``module`` over ``X`` in fixed-shape inference chunks; numpy out.
+
+        See :func:`~skacd._torch.predict_batches`: each row's output is the
+        same whatever rows it is passed with.
+        """
         module.eval()
         return predict_batches(
             module,
             X,
             device=torch.device(self.device_),
             batch_size=max(self.batch_size, 1024),
+            finish=finish,
         )

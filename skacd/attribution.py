@@ -30,6 +30,12 @@ def _mean_abs_residual(module, xb, _):
     return module(xb).mean()
 
 
+def _negative_row_mean(A):
+    # Casting first keeps the reduction unbuffered: one pairwise sum per row,
+    # whatever the other rows (a casting reduction is split at buffer ends).
+    return -A.astype(np.float64).mean(axis=1)
+
+
 class AttributionSpace(
     TorchTrainerMixin, TorchModuleStateMixin, OutlierMixin, TransformerMixin, BaseEstimator
 ):
@@ -427,7 +433,7 @@ class AttributionSpace(
         return self._forward_batches(module, X)
 
     def _score(self, module, X):
-        return -self._attribute(module, X).mean(axis=1, dtype=np.float64)
+        return self._forward_batches(module, X, finish=_negative_row_mean)
 
     def _check_X(self, X):
         check_is_fitted(self, "module_")
