@@ -7,6 +7,8 @@ matplotlib is imported inside functions only, so that importing
 import numpy as np
 from sklearn.utils.validation import check_consistent_length, column_or_1d
 
+from ..._compat import _get_response_values_binary
+
 _INSTALL_HINT = 'pip install "skacd[plot]"'
 
 
@@ -98,31 +100,26 @@ def _default_marker(i):
     return _MARKERS[i % len(_MARKERS)]
 
 
-def _binary_scores(estimator, X, caller):
-    """Positive-class scores and their natural threshold, duck-typed.
+def _binary_scores(estimator, X, caller, pos_label=None):
+    """Scores of the positive class and their natural threshold.
 
-    ``predict_proba(X)[:, 1]`` with threshold 0.5 when available, otherwise
-    ``decision_function(X)`` with threshold 0.
+    scikit-learn's response values of a fitted binary classifier:
+    ``predict_proba(X)`` at ``pos_label`` (default ``classes_[1]``) with
+    threshold 0.5 when available, otherwise ``decision_function(X)``, negated
+    when ``pos_label`` is ``classes_[0]``, with threshold 0.
     """
-    if hasattr(estimator, "predict_proba"):
-        proba = np.asarray(estimator.predict_proba(X))
-        if proba.ndim != 2 or proba.shape[1] != 2:
-            raise ValueError(
-                f"{caller} needs a binary classifier; "
-                f"{type(estimator).__name__}.predict_proba returned shape "
-                f"{proba.shape}."
-            )
-        return proba[:, 1], 0.5
-    if hasattr(estimator, "decision_function"):
-        scores = np.asarray(estimator.decision_function(X))
-        if scores.ndim != 1:
-            raise ValueError(
-                f"{caller} needs a binary classifier; "
-                f"{type(estimator).__name__}.decision_function returned shape "
-                f"{scores.shape}."
-            )
-        return scores, 0.0
-    raise TypeError(
-        f"{caller} needs a fitted binary classifier with predict_proba or "
-        f"decision_function; got {type(estimator).__name__}."
+    if not (
+        hasattr(estimator, "predict_proba") or hasattr(estimator, "decision_function")
+    ):
+        raise TypeError(
+            f"{caller} needs a fitted binary classifier with predict_proba or "
+            f"decision_function; got {type(estimator).__name__}."
+        )
+    scores, _, method = _get_response_values_binary(
+        estimator,
+        X,
+        response_method="auto",
+        pos_label=pos_label,
+        return_response_method_used=True,
     )
+    return np.asarray(scores), 0.5 if method == "predict_proba" else 0.0

@@ -203,6 +203,7 @@ class ScoreScatterDisplay:
         *,
         threshold_x=None,
         threshold_y=None,
+        pos_label=None,
         names=None,
         ax=None,
         **kwargs,
@@ -216,9 +217,10 @@ class ScoreScatterDisplay:
         Parameters
         ----------
         est_x : object
-            Fitted binary classifier for the horizontal axis. Its score is
-            ``predict_proba(X_x)[:, 1]`` when it has ``predict_proba``,
-            otherwise ``decision_function(X_x)``.
+            Fitted binary classifier for the horizontal axis. Its score is the
+            probability of ``pos_label`` when it has ``predict_proba``,
+            otherwise ``decision_function(X_x)`` (negated when ``pos_label``
+            is ``classes_[0]``), as scikit-learn's displays compute it.
 
         est_y : object
             Fitted binary classifier for the vertical axis, scored likewise
@@ -240,6 +242,10 @@ class ScoreScatterDisplay:
         threshold_y : float, default=None
             Threshold of detector y, chosen likewise.
 
+        pos_label : int, float, bool or str, default=None
+            The class whose score is plotted, for both detectors. None means
+            ``classes_[1]`` of each.
+
         names : tuple of (str, str), default=None
             Names of the detectors. Default: their class names, suffixed
             with `` (x)`` and `` (y)`` when equal.
@@ -257,8 +263,8 @@ class ScoreScatterDisplay:
         """
         caller = f"{cls.__name__}.from_estimators"
         check_matplotlib_support(caller)
-        score_x, default_x = _binary_scores(est_x, X_x, caller)
-        score_y, default_y = _binary_scores(est_y, X_y, caller)
+        score_x, default_x = _binary_scores(est_x, X_x, caller, pos_label)
+        score_y, default_y = _binary_scores(est_y, X_y, caller, pos_label)
         if names is None:
             names = (type(est_x).__name__, type(est_y).__name__)
             if names[0] == names[1]:
