@@ -237,21 +237,57 @@ def fit_module(
     }
 
 
-def predict_batches(forward, X, *, device, batch_size):
-    """Apply ``forward`` to ``X`` in batches; return a float32 numpy array.
+def predict_batches(forward, X, *, device, batch_size, finish=None):
+    """Apply ``forward`` to ``X`` in chunks of exactly ``batch_size`` rows.
 
-    Runs under :func:`torch.inference_mode`; each batch lands on the CPU.
+    Batch-invariant: row ``i``'s output does not depend on which other rows
+    are passed with it. A float32 matrix product's result depends on the
+    shape of the batch (the kernel's blocking and vectorised tails), so every
+    chunk has the same shape: the last one is padded with zero rows, whose
+    outputs are dropped. Each chunk is a fresh (aligned) tensor, as kernels
+    may also pick their path by the alignment of the data. Runs under
+    :func:`torch.inference_mode`.
+
+    Parameters
+    ----------
+    forward : callable
+        Maps a ``(batch_size, n_features)`` float32 tensor to a tensor with
+        one row (or value) per input row.
+    X : array-like of shape (n_samples, n_features)
+        Inputs, cast to float32.
+    device : torch.device
+        Where ``forward`` runs.
+    batch_size : int
+        Rows per chunk.
+    finish : callable, default=None
+        Applied on the CPU to each chunk's float32 numpy output (padding
+        rows included, so that it too sees one shape), e.g. a row mean.
+
+    Returns
+    -------
+    out : ndarray
+        The concatenated outputs: float32, or what ``finish`` returns.
     """
     X = np.asarray(X, dtype=np.float32)
+    n_samples = X.shape[0]
     outputs = []
     with torch.inference_mode():
-        for start in range(0, X.shape[0], batch_size):
-            # torch.tensor copies: inputs may be read-only (pandas, memmaps).
-            xb = torch.tensor(X[start : start + batch_size], device=device)
-            outputs.append(forward(xb).float().cpu().numpy())
+        for start in range(0, n_samples, batch_size):
+            rows = X[start : start + batch_size]
+            if rows.shape[0] == batch_size:
+                # torch.tensor copies: inputs may be read-only (pandas, memmaps).
+                xb = torch.tensor(rows, device=device)
+            else:
+                xb = torch.zeros((batch_size, *X.shape[1:]), device=device)
+                xb[: rows.shape[0]] = torch.tensor(rows, device=device)
+            out = forward(xb).float().cpu().numpy()
+            if finish is not None:
+                out = finish(out)
+            outputs.append(out[: rows.shape[0]])
     if not outputs:
         return np.empty((0,), dtype=np.float32)
-    return np.concatenate(outputs).astype(np.float32, copy=False)
+    out = np.concatenate(outputs)
+    return out if finish is not None else out.astype(np.float32, copy=False)
 
 
 class TorchModuleStateMixin:

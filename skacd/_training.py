@@ -6,7 +6,7 @@ import torch
 
 from ._compat import Interval
 from ._constraints import DeviceName
-from ._torch import fit_module, predict_batches
+from ._torch import fit_module, predict_batches, seeded
 
 __all__ = ["TorchTrainerMixin"]
 
@@ -54,17 +54,41 @@ class TorchTrainerMixin:
             stratify=stratify,
         )
 
+    def _fit_new_module(
+        self, loss_fn, X, y=None, *, seed, desc, standardize=True, stratify=None
+    ):
+        """Build the module of ``module_config_`` and train it on ``X``.
+
+        Weight initialisation and training are seeded with ``seed``; with
+        ``standardize`` the module's input statistics are those of ``X``.
+        Returns ``(module, history)``.
+        """
+        device = torch.device(self.device_)
+        with seeded(seed, device):
+            module = self._build_module("module", self.module_config_).to(device)
+            if standardize:
+                module.standardize.fit_(X)
+            history = self._train_module(
+                module, loss_fn, X, y, seed=seed, desc=desc, stratify=stratify
+            )
+        return module, history
+
     def _record_history(self, history):
         self.loss_curve_ = history["loss_curve"]
         self.validation_scores_ = history["validation_scores"]
         self.n_iter_ = history["n_iter"]
 
-    def _forward_batches(self, module, X):
-        """``module`` over ``X`` in inference batches; float32 numpy out."""
+    def _forward_batches(self, module, X, finish=None):
+        """``module`` over ``X`` in fixed-shape inference chunks; numpy out.
+
+        See :func:`~skacd._torch.predict_batches`: each row's output is the
+        same whatever rows it is passed with.
+        """
         module.eval()
         return predict_batches(
             module,
             X,
             device=torch.device(self.device_),
             batch_size=max(self.batch_size, 1024),
+            finish=finish,
         )

@@ -20,7 +20,7 @@ from ._compat import (
 )
 from ._constraints import PositiveIntSizes
 from ._modules import ACTIVATIONS, AutoEncoder, LinearAutoEncoder
-from ._torch import TorchModuleStateMixin, draw_seed, resolve_device, seeded
+from ._torch import TorchModuleStateMixin, draw_seed, resolve_device
 from ._training import TorchTrainerMixin
 
 __all__ = ["AttributionSpace"]
@@ -28,6 +28,12 @@ __all__ = ["AttributionSpace"]
 
 def _mean_abs_residual(module, xb, _):
     return module(xb).mean()
+
+
+def _negative_row_mean(A):
+    # Casting first keeps the reduction unbuffered: one pairwise sum per row,
+    # whatever the other rows (a casting reduction is split at buffer ends).
+    return -A.astype(np.float64).mean(axis=1)
 
 
 class AttributionSpace(
@@ -398,22 +404,10 @@ class AttributionSpace(
             module = LinearAutoEncoder.fit(X_source, latent_dim).to(device).eval()
             loss = float(self._attribute(module, X_source).mean(dtype=np.float64))
             return module, {"loss_curve": [loss], "validation_scores": None, "n_iter": 1}
-        with seeded(seed, device):
-            module = self._build_module("module", self.module_config_).to(device)
-            module.standardize.fit_(X_source)
-            history = self._train_module(
-                module,
-                _mean_abs_residual,
-                X_source,
-                seed=seed,
-                desc="AttributionSpace"
-                + (
-                    ""
-                    if fold is None
-                    else f" (cross-fit fold {fold + 1}/{self._n_folds()})"
-                ),
-            )
-        return module, history
+        desc = "AttributionSpace"
+        if fold is not None:
+            desc += f" (cross-fit fold {fold + 1}/{self._n_folds()})"
+        return self._fit_new_module(_mean_abs_residual, X_source, seed=seed, desc=desc)
 
     def _build_module(self, name, config):
         if config.get("solver") == "pca":
@@ -427,7 +421,7 @@ class AttributionSpace(
         return self._forward_batches(module, X)
 
     def _score(self, module, X):
-        return -self._attribute(module, X).mean(axis=1, dtype=np.float64)
+        return self._forward_batches(module, X, finish=_negative_row_mean)
 
     def _check_X(self, X):
         check_is_fitted(self, "module_")

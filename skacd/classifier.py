@@ -17,7 +17,7 @@ from ._compat import (
 )
 from ._constraints import PositiveIntSizes
 from ._modules import ACTIVATIONS, BinaryHead
-from ._torch import TorchModuleStateMixin, draw_seed, resolve_device, seeded
+from ._torch import TorchModuleStateMixin, draw_seed, resolve_device
 from ._training import TorchTrainerMixin
 
 __all__ = ["AttributionClassifier"]
@@ -187,7 +187,6 @@ class AttributionClassifier(
                 f"{self.classes_.tolist()[:10]} (target type {target_type!r})."
             )
         self.device_ = str(resolve_device(self.device))
-        device = torch.device(self.device_)
         seed = draw_seed(check_random_state(self.random_state))
         self.module_config_ = {
             "n_features": int(X.shape[1]),
@@ -195,20 +194,15 @@ class AttributionClassifier(
             "activation": self.activation,
             "dropout": float(self.dropout),
         }
-        with seeded(seed, device):
-            module = self._build_module("module", self.module_config_).to(device)
-            if self.standardize:
-                module.standardize.fit_(X)
-            history = self._train_module(
-                module,
-                _bce_loss,
-                X,
-                y_encoded.astype(np.float32),
-                seed=seed,
-                desc="AttributionClassifier",
-                stratify=y_encoded if self.early_stopping else None,
-            )
-        self.module_ = module
+        self.module_, history = self._fit_new_module(
+            _bce_loss,
+            X,
+            y_encoded.astype(np.float32),
+            seed=seed,
+            desc="AttributionClassifier",
+            standardize=self.standardize,
+            stratify=y_encoded if self.early_stopping else None,
+        )
         self._record_history(history)
         return self
 

@@ -1,5 +1,6 @@
 """Tests for the diagnostics displays (Figs. 2a-d, 5, 6-7 of arXiv:2603.00717)."""
 
+import functools
 import subprocess
 import sys
 import textwrap
@@ -87,6 +88,9 @@ def count_calls(monkeypatch):
         original = getattr(owner, name)
         calls = []
 
+        # wraps keeps the method's name, by which scikit-learn's response
+        # helper tells predict_proba from decision_function.
+        @functools.wraps(original)
         def counted(*args, **kwargs):
             calls.append(1)
             return original(*args, **kwargs)
@@ -335,6 +339,40 @@ def test_scatter_from_estimators(data):
     )
     assert same.names == ("LogisticRegression (x)", "LogisticRegression (y)")
     assert same.threshold_y == 0.4
+
+
+def test_scatter_from_estimators_pos_label(data):
+    X, y, _ = data
+    proba = LogisticRegression().fit(X, y)
+    decision = RidgeClassifier().fit(X[:, :3], y)
+    assert proba.classes_.tolist() == ["fake", "real"]
+    disp = ScoreScatterDisplay.from_estimators(
+        proba, decision, X, X[:, :3], y, pos_label="fake"
+    )
+    np.testing.assert_allclose(disp.score_x, proba.predict_proba(X)[:, 0])
+    np.testing.assert_allclose(disp.score_y, -decision.decision_function(X[:, :3]))
+    assert (disp.threshold_x, disp.threshold_y) == (0.5, 0.0)
+    with pytest.raises(ValueError, match="pos_label=cat is not a valid label"):
+        ScoreScatterDisplay.from_estimators(proba, decision, X, X[:, :3], y,
+                                            pos_label="cat")
+
+
+def test_scatter_needs_classifiers(data):
+    X, y, _ = data
+
+    class Scorer(BaseEstimator):
+        """Has a decision_function but is no classifier."""
+
+        def fit(self, X, y=None):
+            self.fitted_ = True
+            return self
+
+        def decision_function(self, X):
+            return np.asarray(X)[:, 0]
+
+    scorer = Scorer().fit(X)
+    with pytest.raises(ValueError, match="binary classifier. Got Scorer"):
+        ScoreScatterDisplay.from_estimators(scorer, scorer, X, X, y)
 
 
 def test_scatter_restyle_does_not_rescore(data, count_calls):

@@ -4,8 +4,13 @@ matplotlib is imported inside functions only, so that importing
 ``skacd.diagnostics`` never needs it.
 """
 
+import re
+import textwrap
+
 import numpy as np
 from sklearn.utils.validation import check_consistent_length, column_or_1d
+
+from ..._compat import _get_response_values_binary
 
 _INSTALL_HINT = 'pip install "skacd[plot]"'
 
@@ -42,13 +47,109 @@ def check_umap_support(caller_name):
     return umap
 
 
-def _get_axes(ax):
-    """Return ``(ax, figure)``, making a new figure when ``ax`` is None."""
-    import matplotlib.pyplot as plt
+class _DisplayMixin:
+    """The plumbing every skacd display shares.
 
-    if ax is None:
-        _, ax = plt.subplots()
-    return ax, ax.figure
+    As scikit-learn's ``_BinaryClassifierCurveDisplayMixin``: the opening of
+    ``plot`` (matplotlib check, axes, title) and of the ``from_*``
+    constructors, and the end of ``plot`` (title, legend, ``ax_`` and
+    ``figure_``).
+    """
+
+    def _validate_plot_params(self, *, ax=None, name=None):
+        """Return ``(ax, figure, name)``, making a new figure when ``ax`` is None.
+
+        ``name`` defaults to the display's own ``name``, if it has one.
+        """
+        check_matplotlib_support(f"{self.__class__.__name__}.plot")
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots()
+        if name is None:
+            name = getattr(self, "name", None)
+        return ax, ax.figure, name
+
+    def _finish_plot(self, ax, figure, *, legend, handles=None, name=None):
+        """Set the title and the legend, store the axes; return the display."""
+        if name is not None:
+            ax.set_title(name)
+        self.legend_ = None
+        if legend:
+            self.legend_ = ax.legend(handles=handles, loc="best", fontsize="small")
+        self.ax_ = ax
+        self.figure_ = figure
+        return self
+
+    @classmethod
+    def _check_constructor(cls, constructor):
+        """Check matplotlib for ``cls.<constructor>``; return the caller's name."""
+        caller = f"{cls.__name__}.{constructor}"
+        check_matplotlib_support(caller)
+        return caller
+
+
+_SHARED_DOCS = {
+    "y": """\
+y : array-like of shape (n_samples,)
+    Class of each sample; sets the colour.""",
+    "ax": """\
+ax : matplotlib Axes, default=None
+    Axes to plot on. If None, a new figure and axes is created.""",
+    "name": """\
+name : str, default=None
+    Title of the plot.""",
+    "plot_name": """\
+name : str, default=None
+    Title; overrides the ``name`` given at construction.""",
+    "colors": """\
+colors : dict or list, default=None
+    Colour per class: a dict keyed by class, or a list in
+    :func:`numpy.unique` order of the classes. Default: ``"C0"``,
+    ``"C1"``, ...""",
+    "plot_kwargs": """\
+**kwargs : dict
+    Passed to :meth:`plot`.""",
+    "returns": """\
+Returns
+-------
+display : {cls}
+    Object that stores computed values.""",
+}
+
+_PLACEHOLDER = re.compile(r"^( *)\{(\w+)\}$", flags=re.MULTILINE)
+
+
+def _shared_docstrings(**docs):
+    """Class decorator: fill ``{key}`` lines in the docstrings of a display.
+
+    A line holding only ``{key}`` is replaced by the text of ``key``, from
+    ``docs`` or ``_SHARED_DOCS``, indented as the placeholder (texts may hold
+    placeholders too); ``{cls}`` in that text is the class name. The class
+    docstring and those of its own methods (classmethods too) are filled, so
+    that the parameters every display shares are written once.
+    """
+    texts = {**_SHARED_DOCS, **docs}
+
+    def fill(doc, cls):
+        if doc is None:  # python -OO
+            return None
+
+        def text(match):
+            block = fill(texts[match[2]].replace("{cls}", cls.__name__), cls)
+            return textwrap.indent(block, match[1], lambda line: line.strip())
+
+        return _PLACEHOLDER.sub(text, doc)
+
+    def decorate(cls):
+        cls.__doc__ = fill(cls.__doc__, cls)
+        for attr in vars(cls).values():
+            func = getattr(attr, "__func__", attr)
+            if callable(func) and getattr(func, "__doc__", None):
+                func.__doc__ = fill(func.__doc__, cls)
+        return cls
+
+    return decorate
 
 
 def _unique_in_order(values):
@@ -98,31 +199,26 @@ def _default_marker(i):
     return _MARKERS[i % len(_MARKERS)]
 
 
-def _binary_scores(estimator, X, caller):
-    """Positive-class scores and their natural threshold, duck-typed.
+def _binary_scores(estimator, X, caller, pos_label=None):
+    """Scores of the positive class and their natural threshold.
 
-    ``predict_proba(X)[:, 1]`` with threshold 0.5 when available, otherwise
-    ``decision_function(X)`` with threshold 0.
+    scikit-learn's response values of a fitted binary classifier:
+    ``predict_proba(X)`` at ``pos_label`` (default ``classes_[1]``) with
+    threshold 0.5 when available, otherwise ``decision_function(X)``, negated
+    when ``pos_label`` is ``classes_[0]``, with threshold 0.
     """
-    if hasattr(estimator, "predict_proba"):
-        proba = np.asarray(estimator.predict_proba(X))
-        if proba.ndim != 2 or proba.shape[1] != 2:
-            raise ValueError(
-                f"{caller} needs a binary classifier; "
-                f"{type(estimator).__name__}.predict_proba returned shape "
-                f"{proba.shape}."
-            )
-        return proba[:, 1], 0.5
-    if hasattr(estimator, "decision_function"):
-        scores = np.asarray(estimator.decision_function(X))
-        if scores.ndim != 1:
-            raise ValueError(
-                f"{caller} needs a binary classifier; "
-                f"{type(estimator).__name__}.decision_function returned shape "
-                f"{scores.shape}."
-            )
-        return scores, 0.0
-    raise TypeError(
-        f"{caller} needs a fitted binary classifier with predict_proba or "
-        f"decision_function; got {type(estimator).__name__}."
+    if not (
+        hasattr(estimator, "predict_proba") or hasattr(estimator, "decision_function")
+    ):
+        raise TypeError(
+            f"{caller} needs a fitted binary classifier with predict_proba or "
+            f"decision_function; got {type(estimator).__name__}."
+        )
+    scores, _, method = _get_response_values_binary(
+        estimator,
+        X,
+        response_method="auto",
+        pos_label=pos_label,
+        return_response_method_used=True,
     )
+    return np.asarray(scores), 0.5 if method == "predict_proba" else 0.0

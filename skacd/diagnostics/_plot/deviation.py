@@ -7,14 +7,31 @@ from sklearn.utils.validation import column_or_1d
 from ._base import (
     _check_labels,
     _default_color,
-    _get_axes,
+    _DisplayMixin,
+    _shared_docstrings,
     _style_map,
     _unique_in_order,
-    check_matplotlib_support,
 )
 
+_DOCS = {
+    "constructor_params": """\
+{y}
 
-class DeviationViolinDisplay:
+groups : array-like of shape (n_samples,), default=None
+    Group of each sample; one x-axis position per group.
+
+{ax}
+
+{name}
+
+{plot_kwargs}
+
+{returns}""",
+}
+
+
+@_shared_docstrings(**_DOCS)
+class DeviationViolinDisplay(_DisplayMixin):
     r"""Violin plots of per-sample attribution deviation, by group and class.
 
     The deviation of a sample is its mean absolute attribution,
@@ -105,15 +122,11 @@ class DeviationViolinDisplay:
 
         Parameters
         ----------
-        ax : matplotlib Axes, default=None
-            Axes to plot on. If None, a new figure and axes is created.
+        {ax}
 
-        name : str, default=None
-            Title; overrides the ``name`` given at construction.
+        {plot_name}
 
-        colors : dict or list, default=None
-            Colour per class: a dict keyed by class, or a list in
-            :func:`numpy.unique` order. Default: ``"C0"``, ``"C1"``.
+        {colors}
 
         legend : bool, default=True
             Whether to draw the class legend.
@@ -125,19 +138,14 @@ class DeviationViolinDisplay:
             Passed to :meth:`matplotlib.axes.Axes.violinplot` (e.g.
             ``showmeans``, ``bw_method``). Default ``showmedians=True``.
 
-        Returns
-        -------
-        display : DeviationViolinDisplay
-            Object that stores computed values.
+        {returns}
         """
-        check_matplotlib_support(f"{self.__class__.__name__}.plot")
+        ax, figure, name = self._validate_plot_params(ax=ax, name=name)
         from matplotlib.patches import Patch
 
-        ax, figure = _get_axes(ax)
         deviation = np.asarray(self.deviation, dtype=float)
         y = np.asarray(self.y)
         groups = None if self.groups is None else np.asarray(self.groups)
-        name = self.name if name is None else name
 
         classes = np.unique(y)
         color = _style_map(classes, colors, _default_color, "colors")
@@ -174,20 +182,13 @@ class DeviationViolinDisplay:
         ax.set_xticklabels(["all" if g is None else str(g) for g in group_order])
         ax.set_xlim(-0.5 - 0.1, len(group_order) - 0.5 + 0.1)
         ax.set_ylabel("Attribution deviation (mean |A(x)|)")
-        if name is not None:
-            ax.set_title(name)
-
-        self.legend_ = None
-        if legend:
-            handles = [
-                Patch(facecolor=color[c], edgecolor=color[c], alpha=0.5, label=str(c))
-                for c in classes
-            ]
-            self.legend_ = ax.legend(handles=handles, loc="best", fontsize="small")
-
-        self.ax_ = ax
-        self.figure_ = figure
-        return self
+        handles = [
+            Patch(facecolor=color[c], edgecolor=color[c], alpha=0.5, label=str(c))
+            for c in classes
+        ]
+        return self._finish_plot(
+            ax, figure, legend=legend, handles=handles, name=name
+        )
 
     @classmethod
     def from_estimator(
@@ -209,28 +210,9 @@ class DeviationViolinDisplay:
         X : array-like of shape (n_samples, n_features)
             Input of ``score_samples``.
 
-        y : array-like of shape (n_samples,)
-            Class of each sample; sets the colour.
-
-        groups : array-like of shape (n_samples,), default=None
-            Group of each sample; one x-axis position per group.
-
-        ax : matplotlib Axes, default=None
-            Axes to plot on. If None, a new figure and axes is created.
-
-        name : str, default=None
-            Title of the plot.
-
-        **kwargs : dict
-            Passed to :meth:`plot`.
-
-        Returns
-        -------
-        display : DeviationViolinDisplay
-            Object that stores computed values.
+        {constructor_params}
         """
-        caller = f"{cls.__name__}.from_estimator"
-        check_matplotlib_support(caller)
+        caller = cls._check_constructor("from_estimator")
         if not hasattr(attribution_space, "score_samples"):
             raise TypeError(
                 f"{caller} needs a fitted estimator with score_samples, such as "
@@ -252,27 +234,9 @@ class DeviationViolinDisplay:
         deviation : array-like of shape (n_samples,)
             Deviation of each sample, e.g. the mean absolute attribution.
 
-        y : array-like of shape (n_samples,)
-            Class of each sample; sets the colour.
-
-        groups : array-like of shape (n_samples,), default=None
-            Group of each sample; one x-axis position per group.
-
-        ax : matplotlib Axes, default=None
-            Axes to plot on. If None, a new figure and axes is created.
-
-        name : str, default=None
-            Title of the plot.
-
-        **kwargs : dict
-            Passed to :meth:`plot`.
-
-        Returns
-        -------
-        display : DeviationViolinDisplay
-            Object that stores computed values.
+        {constructor_params}
         """
-        check_matplotlib_support(f"{cls.__name__}.from_predictions")
+        cls._check_constructor("from_predictions")
         deviation = column_or_1d(deviation).astype(float)
         assert_all_finite(deviation, input_name="deviation")
         y, groups = _check_labels(y, groups, deviation)

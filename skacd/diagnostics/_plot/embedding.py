@@ -7,15 +7,43 @@ from ._base import (
     _check_labels,
     _default_color,
     _default_marker,
-    _get_axes,
+    _DisplayMixin,
+    _shared_docstrings,
     _style_map,
     _unique_in_order,
-    check_matplotlib_support,
     check_umap_support,
 )
 
+_DOCS = {
+    "y_groups": """\
+{y}
 
-class EmbeddingDisplay:
+groups : array-like of shape (n_samples,), default=None
+    Group of each sample; sets the marker.""",
+    "umap_params": """\
+n_neighbors : int, default=15
+    ``umap.UMAP(n_neighbors=...)``: size of the local neighbourhood.
+
+min_dist : float, default=0.1
+    ``umap.UMAP(min_dist=...)``: how tightly points may pack.
+
+metric : str, default="euclidean"
+    ``umap.UMAP(metric=...)``. ``"cosine"`` suits CLIP features.
+
+n_epochs : int, default=None
+    ``umap.UMAP(n_epochs=...)``; None lets UMAP choose (200 or 500).
+
+random_state : int, RandomState instance or None, default=0
+    ``umap.UMAP(random_state=...)``. An int gives a reproducible
+    layout; None allows multi-threading but is not reproducible.
+
+umap_kwargs : dict, default=None
+    Further ``umap.UMAP`` parameters; they override the above.""",
+}
+
+
+@_shared_docstrings(**_DOCS)
+class EmbeddingDisplay(_DisplayMixin):
     """UMAP projection of features or attributions, by class and group.
 
     Points are coloured by class and, when groups are given, marked by group,
@@ -128,16 +156,11 @@ class EmbeddingDisplay:
 
         Parameters
         ----------
-        ax : matplotlib Axes, default=None
-            Axes to plot on. If None, a new figure and axes is created.
+        {ax}
 
-        name : str, default=None
-            Title; overrides the ``name`` given at construction.
+        {plot_name}
 
-        colors : dict or list, default=None
-            Colour per class: a dict keyed by class, or a list in
-            :func:`numpy.unique` order of the classes. Default: ``"C0"``,
-            ``"C1"``, ...
+        {colors}
 
         markers : dict or list, default=None
             Marker per group: a dict keyed by group, or a list in order of
@@ -151,19 +174,14 @@ class EmbeddingDisplay:
             ``alpha``); they override the defaults, colour and marker
             included.
 
-        Returns
-        -------
-        display : EmbeddingDisplay
-            Object that stores computed values.
+        {returns}
         """
-        check_matplotlib_support(f"{self.__class__.__name__}.plot")
+        ax, figure, name = self._validate_plot_params(ax=ax, name=name)
         from matplotlib.lines import Line2D
 
-        ax, figure = _get_axes(ax)
         embedding = np.asarray(self.embedding_)
         y = np.asarray(self.y)
         groups = None if self.groups is None else np.asarray(self.groups)
-        name = self.name if name is None else name
 
         classes = np.unique(y)
         color = _style_map(classes, colors, _default_color, "colors")
@@ -192,36 +210,51 @@ class EmbeddingDisplay:
                     embedding[mask, 0], embedding[mask, 1], **scatter_kwargs
                 )
 
-        self.legend_ = None
-        if legend:
-            handles = [
+        handles = [
+            Line2D([], [], linestyle="none", marker="o", color=color[c], label=str(c))
+            for c in classes
+        ]
+        if groups is not None:
+            handles += [
                 Line2D(
-                    [], [], linestyle="none", marker="o", color=color[c], label=str(c)
+                    [], [], linestyle="none", marker=marker[g], color="0.35",
+                    label=str(g),
                 )
-                for c in classes
+                for g in group_order
             ]
-            if groups is not None:
-                handles += [
-                    Line2D(
-                        [], [], linestyle="none", marker=marker[g], color="0.35",
-                        label=str(g),
-                    )
-                    for g in group_order
-                ]
-            self.legend_ = ax.legend(handles=handles, loc="best", fontsize="small")
-
         ax.set(xlabel="UMAP 1", ylabel="UMAP 2", xticks=[], yticks=[])
-        if name is not None:
-            ax.set_title(name)
+        return self._finish_plot(
+            ax, figure, legend=legend, handles=handles, name=name
+        )
 
-        self.ax_ = ax
-        self.figure_ = figure
-        return self
+    @classmethod
+    def from_features(
+        cls, X, y, *, groups=None, n_neighbors=15, min_dist=0.1, metric="euclidean",
+        n_epochs=None, random_state=0, umap_kwargs=None, ax=None, name=None,
+        **kwargs,
+    ):
+        """Embed ``X`` as it is (for example raw encoder features) and plot it.
 
-    @staticmethod
-    def _embed(X, *, n_neighbors, min_dist, metric, n_epochs, random_state,
-               umap_kwargs, caller):
-        umap = check_umap_support(caller)
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features to project.
+
+        {y_groups}
+
+        {umap_params}
+
+        {ax}
+
+        {name}
+
+        {plot_kwargs}
+
+        {returns}
+        """
+        umap = check_umap_support(cls._check_constructor("from_features"))
+        X = check_array(X, dtype=np.float64)
+        y, groups = _check_labels(y, groups, X)
         params = {
             "n_components": 2,
             "n_neighbors": n_neighbors,
@@ -235,81 +268,7 @@ class EmbeddingDisplay:
             # Seeded UMAP is single-threaded anyway; asking for 1 job avoids
             # umap-learn's "n_jobs value ... overridden to 1" warning.
             params.setdefault("n_jobs", 1)
-        embedding = umap.UMAP(**params).fit_transform(X)
-        return np.asarray(embedding), params
-
-    @classmethod
-    def from_features(
-        cls,
-        X,
-        y,
-        *,
-        groups=None,
-        n_neighbors=15,
-        min_dist=0.1,
-        metric="euclidean",
-        n_epochs=None,
-        random_state=0,
-        umap_kwargs=None,
-        ax=None,
-        name=None,
-        **kwargs,
-    ):
-        """Embed ``X`` as it is (for example raw encoder features) and plot it.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Features to project.
-
-        y : array-like of shape (n_samples,)
-            Class of each sample; sets the colour.
-
-        groups : array-like of shape (n_samples,), default=None
-            Group of each sample; sets the marker.
-
-        n_neighbors : int, default=15
-            ``umap.UMAP(n_neighbors=...)``: size of the local neighbourhood.
-
-        min_dist : float, default=0.1
-            ``umap.UMAP(min_dist=...)``: how tightly points may pack.
-
-        metric : str, default="euclidean"
-            ``umap.UMAP(metric=...)``. ``"cosine"`` suits CLIP features.
-
-        n_epochs : int, default=None
-            ``umap.UMAP(n_epochs=...)``; None lets UMAP choose (200 or 500).
-
-        random_state : int, RandomState instance or None, default=0
-            ``umap.UMAP(random_state=...)``. An int gives a reproducible
-            layout; None allows multi-threading but is not reproducible.
-
-        umap_kwargs : dict, default=None
-            Further ``umap.UMAP`` parameters; they override the above.
-
-        ax : matplotlib Axes, default=None
-            Axes to plot on. If None, a new figure and axes is created.
-
-        name : str, default=None
-            Title of the plot.
-
-        **kwargs : dict
-            Passed to :meth:`plot`.
-
-        Returns
-        -------
-        display : EmbeddingDisplay
-            Object that stores computed values.
-        """
-        caller = f"{cls.__name__}.from_features"
-        check_matplotlib_support(caller)
-        X = check_array(X, dtype=np.float64)
-        y, groups = _check_labels(y, groups, X)
-        embedding, params = cls._embed(
-            X, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
-            n_epochs=n_epochs, random_state=random_state,
-            umap_kwargs=umap_kwargs, caller=caller,
-        )
+        embedding = np.asarray(umap.UMAP(**params).fit_transform(X))
         viz = cls(
             embedding=embedding, y=y, groups=groups, name=name, umap_params=params
         )
@@ -317,22 +276,9 @@ class EmbeddingDisplay:
 
     @classmethod
     def from_estimator(
-        cls,
-        estimator,
-        X,
-        y,
-        *,
-        groups=None,
-        transform=True,
-        n_neighbors=15,
-        min_dist=0.1,
-        metric="euclidean",
-        n_epochs=None,
-        random_state=0,
-        umap_kwargs=None,
-        ax=None,
-        name=None,
-        **kwargs,
+        cls, estimator, X, y, *, groups=None, transform=True, n_neighbors=15,
+        min_dist=0.1, metric="euclidean", n_epochs=None, random_state=0,
+        umap_kwargs=None, ax=None, name=None, **kwargs,
     ):
         """Embed a fitted estimator's ``transform(X)`` and plot it.
 
@@ -348,53 +294,27 @@ class EmbeddingDisplay:
         X : array-like of shape (n_samples, n_features)
             Input of ``estimator.transform``.
 
-        y : array-like of shape (n_samples,)
-            Class of each sample; sets the colour.
-
-        groups : array-like of shape (n_samples,), default=None
-            Group of each sample; sets the marker.
+        {y_groups}
 
         transform : bool, default=True
             If True, embed ``estimator.transform(X)``. If False, embed ``X``
             itself, so the raw-feature panel (Fig. 2a) can be drawn by the same
             call as the attribution panel; same as :meth:`from_features`.
 
-        n_neighbors : int, default=15
-            ``umap.UMAP(n_neighbors=...)``: size of the local neighbourhood.
+        {umap_params}
 
-        min_dist : float, default=0.1
-            ``umap.UMAP(min_dist=...)``: how tightly points may pack.
-
-        metric : str, default="euclidean"
-            ``umap.UMAP(metric=...)``.
-
-        n_epochs : int, default=None
-            ``umap.UMAP(n_epochs=...)``; None lets UMAP choose.
-
-        random_state : int, RandomState instance or None, default=0
-            ``umap.UMAP(random_state=...)``. An int gives a reproducible
-            layout.
-
-        umap_kwargs : dict, default=None
-            Further ``umap.UMAP`` parameters; they override the above.
-
-        ax : matplotlib Axes, default=None
-            Axes to plot on. If None, a new figure and axes is created.
+        {ax}
 
         name : str, default=None
             Title. Default: ``"<EstimatorClass>.transform"``, or
             ``"Features"`` with ``transform=False``.
 
-        **kwargs : dict
-            Passed to :meth:`plot`.
+        {plot_kwargs}
 
-        Returns
-        -------
-        display : EmbeddingDisplay
-            Object that stores computed values.
+        {returns}
         """
-        caller = f"{cls.__name__}.from_estimator"
-        check_matplotlib_support(caller)
+        caller = cls._check_constructor("from_estimator")
+        check_umap_support(caller)
         if transform:
             if not hasattr(estimator, "transform"):
                 raise TypeError(
@@ -408,14 +328,8 @@ class EmbeddingDisplay:
             Z = X
             if name is None:
                 name = "Features"
-        Z = check_array(Z, dtype=np.float64)
-        y, groups = _check_labels(y, groups, Z)
-        embedding, params = cls._embed(
-            Z, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
-            n_epochs=n_epochs, random_state=random_state,
-            umap_kwargs=umap_kwargs, caller=caller,
+        return cls.from_features(
+            Z, y, groups=groups, n_neighbors=n_neighbors, min_dist=min_dist,
+            metric=metric, n_epochs=n_epochs, random_state=random_state,
+            umap_kwargs=umap_kwargs, ax=ax, name=name, **kwargs,
         )
-        viz = cls(
-            embedding=embedding, y=y, groups=groups, name=name, umap_params=params
-        )
-        return viz.plot(ax=ax, **kwargs)

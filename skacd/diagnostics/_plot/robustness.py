@@ -7,9 +7,9 @@ import numpy as np
 from ._base import (
     _default_color,
     _default_marker,
-    _get_axes,
+    _DisplayMixin,
+    _shared_docstrings,
     _style_map,
-    check_matplotlib_support,
 )
 
 PARAM_LABELS = {
@@ -103,7 +103,8 @@ def _aggregate(results, x, metric, methods, where, caller):
     return order, values, means, stds, counts
 
 
-class RobustnessCurveDisplay:
+@_shared_docstrings()
+class RobustnessCurveDisplay(_DisplayMixin):
     """A metric (AP, accuracy) against a swept parameter, one curve per method.
 
     Draws the curves of Figs. 6-7 of arXiv:2603.00717: detection AP or
@@ -240,11 +241,9 @@ class RobustnessCurveDisplay:
 
         Parameters
         ----------
-        ax : matplotlib Axes, default=None
-            Axes to plot on. If None, a new figure and axes is created.
+        {ax}
 
-        name : str, default=None
-            Title of the plot.
+        {name}
 
         spread : {"band", "errorbar"} or None, default="band"
             How to draw the standard deviation: a shaded band, error bars, or
@@ -263,17 +262,13 @@ class RobustnessCurveDisplay:
         **kwargs : dict
             Passed to :meth:`matplotlib.axes.Axes.plot` for every curve.
 
-        Returns
-        -------
-        display : RobustnessCurveDisplay
-            Object that stores computed values.
+        {returns}
         """
-        check_matplotlib_support(f"{self.__class__.__name__}.plot")
+        ax, figure, name = self._validate_plot_params(ax=ax, name=name)
         if spread not in _SPREADS:
             raise ValueError(
                 f"spread must be one of {_SPREADS}; got {spread!r}."
             )
-        ax, figure = _get_axes(ax)
         color = _style_map(self.methods, colors, _default_color, "colors")
         marker = _style_map(self.methods, markers, _default_marker, "markers")
 
@@ -309,12 +304,7 @@ class RobustnessCurveDisplay:
             xlabel=PARAM_LABELS.get(self.param, self.param),
             ylabel=METRIC_LABELS.get(self.metric, self.metric),
         )
-        if name is not None:
-            ax.set_title(name)
-        self.legend_ = ax.legend(loc="best", fontsize="small") if legend else None
-        self.ax_ = ax
-        self.figure_ = figure
-        return self
+        return self._finish_plot(ax, figure, legend=legend, name=name)
 
     @classmethod
     def from_results(
@@ -355,25 +345,18 @@ class RobustnessCurveDisplay:
             Keep only records whose keys equal these values, e.g.
             ``{"generator": "sd14"}``.
 
-        ax : matplotlib Axes, default=None
-            Axes to plot on. If None, a new figure and axes is created.
+        {ax}
 
-        name : str, default=None
-            Title of the plot.
+        {name}
 
         spread : {"band", "errorbar"} or None, default="band"
             How to draw the standard deviation over pooled records.
 
-        **kwargs : dict
-            Passed to :meth:`plot`.
+        {plot_kwargs}
 
-        Returns
-        -------
-        display : RobustnessCurveDisplay
-            Object that stores computed values.
+        {returns}
         """
-        caller = f"{cls.__name__}.from_results"
-        check_matplotlib_support(caller)
+        caller = cls._check_constructor("from_results")
         order, values, means, stds, counts = _aggregate(
             results, x, metric, methods, where, caller
         )

@@ -10,9 +10,9 @@ from ._base import (
     _binary_scores,
     _check_labels,
     _default_color,
-    _get_axes,
+    _DisplayMixin,
+    _shared_docstrings,
     _style_map,
-    check_matplotlib_support,
 )
 
 
@@ -26,7 +26,8 @@ def _check_names(names, caller):
     return tuple(str(n) for n in names)
 
 
-class ScoreScatterDisplay:
+@_shared_docstrings()
+class ScoreScatterDisplay(_DisplayMixin):
     """Per-sample scatter of two detectors' scores, with both thresholds.
 
     Each point is one image: its score under detector x against its score
@@ -125,8 +126,7 @@ class ScoreScatterDisplay:
 
         Parameters
         ----------
-        ax : matplotlib Axes, default=None
-            Axes to plot on. If None, a new figure and axes is created.
+        {ax}
 
         names : tuple of (str, str), default=None
             Names of detectors x and y; override those given at construction.
@@ -145,14 +145,10 @@ class ScoreScatterDisplay:
         **kwargs : dict
             Passed to :meth:`matplotlib.axes.Axes.scatter`.
 
-        Returns
-        -------
-        display : ScoreScatterDisplay
-            Object that stores computed values.
+        {returns}
         """
+        ax, figure, _ = self._validate_plot_params(ax=ax)
         caller = f"{self.__class__.__name__}.plot"
-        check_matplotlib_support(caller)
-        ax, figure = _get_axes(ax)
         names = _check_names(self.names if names is None else names, caller)
         name_x, name_y = ("detector x", "detector y") if names is None else names
         score_x = np.asarray(self.score_x)
@@ -187,10 +183,7 @@ class ScoreScatterDisplay:
         self.threshold_lines_ = (vline, hline)
 
         ax.set(xlabel=f"Score of {name_x}", ylabel=f"Score of {name_y}")
-        self.legend_ = ax.legend(loc="best", fontsize="small") if legend else None
-        self.ax_ = ax
-        self.figure_ = figure
-        return self
+        return self._finish_plot(ax, figure, legend=legend)
 
     @classmethod
     def from_estimators(
@@ -203,6 +196,7 @@ class ScoreScatterDisplay:
         *,
         threshold_x=None,
         threshold_y=None,
+        pos_label=None,
         names=None,
         ax=None,
         **kwargs,
@@ -216,9 +210,10 @@ class ScoreScatterDisplay:
         Parameters
         ----------
         est_x : object
-            Fitted binary classifier for the horizontal axis. Its score is
-            ``predict_proba(X_x)[:, 1]`` when it has ``predict_proba``,
-            otherwise ``decision_function(X_x)``.
+            Fitted binary classifier for the horizontal axis. Its score is the
+            probability of ``pos_label`` when it has ``predict_proba``,
+            otherwise ``decision_function(X_x)`` (negated when ``pos_label``
+            is ``classes_[0]``), as scikit-learn's displays compute it.
 
         est_y : object
             Fitted binary classifier for the vertical axis, scored likewise
@@ -240,25 +235,23 @@ class ScoreScatterDisplay:
         threshold_y : float, default=None
             Threshold of detector y, chosen likewise.
 
+        pos_label : int, float, bool or str, default=None
+            The class whose score is plotted, for both detectors. None means
+            ``classes_[1]`` of each.
+
         names : tuple of (str, str), default=None
             Names of the detectors. Default: their class names, suffixed
             with `` (x)`` and `` (y)`` when equal.
 
-        ax : matplotlib Axes, default=None
-            Axes to plot on. If None, a new figure and axes is created.
+        {ax}
 
-        **kwargs : dict
-            Passed to :meth:`plot`.
+        {plot_kwargs}
 
-        Returns
-        -------
-        display : ScoreScatterDisplay
-            Object that stores computed values.
+        {returns}
         """
-        caller = f"{cls.__name__}.from_estimators"
-        check_matplotlib_support(caller)
-        score_x, default_x = _binary_scores(est_x, X_x, caller)
-        score_y, default_y = _binary_scores(est_y, X_y, caller)
+        caller = cls._check_constructor("from_estimators")
+        score_x, default_x = _binary_scores(est_x, X_x, caller, pos_label)
+        score_y, default_y = _binary_scores(est_y, X_y, caller, pos_label)
         if names is None:
             names = (type(est_x).__name__, type(est_y).__name__)
             if names[0] == names[1]:
@@ -309,19 +302,13 @@ class ScoreScatterDisplay:
         names : tuple of (str, str), default=None
             Names of detectors x and y.
 
-        ax : matplotlib Axes, default=None
-            Axes to plot on. If None, a new figure and axes is created.
+        {ax}
 
-        **kwargs : dict
-            Passed to :meth:`plot`.
+        {plot_kwargs}
 
-        Returns
-        -------
-        display : ScoreScatterDisplay
-            Object that stores computed values.
+        {returns}
         """
-        caller = f"{cls.__name__}.from_predictions"
-        check_matplotlib_support(caller)
+        caller = cls._check_constructor("from_predictions")
         score_x = column_or_1d(score_x).astype(float)
         score_y = column_or_1d(score_y).astype(float)
         assert_all_finite(score_x, input_name="score_x")
