@@ -496,7 +496,7 @@ class AttributionSpace(
         return np.where(self.decision_function(X) < 0, -1, 1)
 
     def get_feature_names_out(self, input_features=None):
-        """Names of the attribution columns: ``attribution_<input name>``.
+        """Get the names of the attribution columns: ``attribution_<input name>``.
 
         Parameters
         ----------

@@ -203,7 +203,7 @@ def intra_class_variance(X, y):
     prefer_skip_nested_validation=True,
 )
 def fisher_ratio(X, y):
-    r"""Fisher's ratio: inter-class distance over intra-class variance.
+    r"""Compute Fisher's ratio: inter-class distance over intra-class variance.
 
     The class-separation measure of Fig. 2(e) of arXiv:2603.00717. Larger
     means the two classes are further apart relative to their spread.
