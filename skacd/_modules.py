@@ -94,7 +94,8 @@ class LinearAutoEncoder(nn.Module):
         import numpy as np
 
         standardize = Standardize(X.shape[1]).fit_(X)
-        Z = (X.astype(np.float64) - standardize.mean.numpy()) / standardize.scale.numpy()
+        mean, scale = standardize.mean.numpy(), standardize.scale.numpy()
+        Z = (X.astype(np.float64) - mean) / scale
         Z -= Z.mean(axis=0)  # already ~0; exact centring for the SVD
         _, singular, vt = np.linalg.svd(Z, full_matrices=False)
         # Deterministic signs (as scikit-learn's svd_flip): largest |entry| > 0.

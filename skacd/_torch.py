@@ -169,7 +169,7 @@ def fit_module(
         )
     converged = False
     try:
-        for epoch in range(max_epochs):
+        for _ in range(max_epochs):
             module.train()
             order = torch.randperm(n_train, generator=generator, device=device)
             total = torch.zeros((), device=device)

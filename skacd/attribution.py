@@ -37,7 +37,11 @@ def _negative_row_mean(A):
 
 
 class AttributionSpace(
-    TorchTrainerMixin, TorchModuleStateMixin, OutlierMixin, TransformerMixin, BaseEstimator
+    TorchTrainerMixin,
+    TorchModuleStateMixin,
+    OutlierMixin,
+    TransformerMixin,
+    BaseEstimator,
 ):
     """Map features to their residual off a manifold learned from one class.
 
@@ -363,7 +367,8 @@ class AttributionSpace(
         n_folds = self._n_folds()
         self._cv_seeds = [draw_seed(rng) for _ in range(n_folds)]
         if self.solver == "pca":
-            self.module_config_ = {"solver": "pca", "n_features": int(X_source.shape[1])}
+            n_features = int(X_source.shape[1])
+            self.module_config_ = {"solver": "pca", "n_features": n_features}
         else:
             if not isinstance(self.latent_dim, Integral):
                 raise ValueError(
@@ -403,7 +408,8 @@ class AttributionSpace(
                 latent_dim = float(latent_dim)
             module = LinearAutoEncoder.fit(X_source, latent_dim).to(device).eval()
             loss = float(self._attribute(module, X_source).mean(dtype=np.float64))
-            return module, {"loss_curve": [loss], "validation_scores": None, "n_iter": 1}
+            history = {"loss_curve": [loss], "validation_scores": None, "n_iter": 1}
+            return module, history
         desc = "AttributionSpace"
         if fold is not None:
             desc += f" (cross-fit fold {fold + 1}/{self._n_folds()})"

@@ -34,7 +34,8 @@ def test_fits_only_the_source_class(data):
     X, y = data
     space = AttributionSpace(random_state=0, **FAST).fit(X, y)
     assert space.n_source_samples_ == int((y == 0).sum())
-    assert_allclose(space.module_.standardize.mean.numpy(), X[y == 0].mean(0), rtol=1e-5)
+    source_mean = X[y == 0].mean(0)
+    assert_allclose(space.module_.standardize.mean.numpy(), source_mean, rtol=1e-5)
     flipped = AttributionSpace(source_class=1, random_state=0, **FAST).fit(X, y)
     assert flipped.n_source_samples_ == int((y == 1).sum())
 
@@ -195,7 +196,8 @@ def test_pca_solver_is_deterministic_cross_fitted_and_pickles():
     restored = pickle.loads(pickle.dumps(space))
     assert_array_equal(restored.transform(X), plain)
     # Fewer source rows than axes: the bottleneck shrinks to the rank.
-    small = AttributionSpace(solver="pca", latent_dim=50, device="cpu").fit(X[:12], None)
+    small = AttributionSpace(solver="pca", latent_dim=50, device="cpu")
+    small.fit(X[:12], None)
     assert small.n_components_ == 11
 
 

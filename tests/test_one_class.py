@@ -1,4 +1,5 @@
-"""OneClassDetector: a detector from real images alone, thresholded on held-out reals."""
+"""OneClassDetector: a detector from real images alone, thresholded on held-out
+reals."""
 
 import pickle
 import warnings
@@ -35,7 +36,8 @@ def fitted(data):
     X_real, _, _ = data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return OneClassDetector(space(), target_fpr=0.1, cv=3, random_state=0).fit(X_real)
+        detector = OneClassDetector(space(), target_fpr=0.1, cv=3, random_state=0)
+        return detector.fit(X_real)
 
 
 def test_threshold_is_the_conformal_quantile_of_out_of_fold_deviations(fitted, data):
@@ -101,13 +103,16 @@ def test_seeded_fits_are_reproducible_and_leave_global_rng_alone(data):
         a = OneClassDetector(space(), cv=2, random_state=3).fit(X_real[:100])
         b = OneClassDetector(space(), cv=2, random_state=3).fit(X_real[:100])
     assert torch.equal(state, torch.get_rng_state())
-    np.testing.assert_array_equal(a.decision_function(X_test), b.decision_function(X_test))
+    np.testing.assert_array_equal(
+        a.decision_function(X_test), b.decision_function(X_test)
+    )
 
 
 def test_too_few_reals_warn_and_flag_nothing(data):
     X_real, X_test, _ = data
     with pytest.warns(CalibrationWarning, match="at least 19 are needed"):
-        detector = OneClassDetector(space().set_params(max_epochs=2), cv=2).fit(X_real[:10])
+        detector = OneClassDetector(space().set_params(max_epochs=2), cv=2)
+        detector.fit(X_real[:10])
     assert detector.threshold_ == np.inf and not detector.predict(X_test).any()
     with pytest.raises(ValueError, match="at least cv=5 real rows"):
         OneClassDetector(space()).fit(X_real[:3])

@@ -1,4 +1,5 @@
-"""``device`` and ``hidden_layer_sizes`` are validated precisely, naming the parameter."""
+"""``device`` and ``hidden_layer_sizes`` are validated precisely, naming the
+parameter."""
 
 import numpy as np
 import pytest
