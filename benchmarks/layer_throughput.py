@@ -58,7 +58,9 @@ def main(argv=None):
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
-    encoders = {name: encoder_for(args.model, layers) for name, layers in CONFIGS.items()}
+    encoders = {
+        name: encoder_for(args.model, layers) for name, layers in CONFIGS.items()
+    }
     size = encoders["embedding (full network)"].identity["preprocessing"]["input_size"]
     generator = torch.Generator().manual_seed(0)
     batch = torch.randn((args.batch_size, *size), generator=generator)
@@ -87,7 +89,9 @@ def main(argv=None):
                         "layers": CONFIGS[name],
                         "threads": threads,
                         "n_features": encoder.embed_dim,
-                        "gflops_per_image": round(flops(encoder.module, batch) / 1e9, 3),
+                        "gflops_per_image": round(
+                            flops(encoder.module, batch) / 1e9, 3
+                        ),
                         "images_per_second": round(args.batch_size / seconds, 1),
                         "speedup_vs_full": round(base / seconds, 2),
                     }
@@ -117,7 +121,9 @@ def main(argv=None):
         print(f"{r['config']:28s} {r['threads']:7d} {r['n_features']:8d} "
               f"{r['gflops_per_image']:9.3f} {r['images_per_second']:7.1f} "
               f"{r['speedup_vs_full']:7.2f}x")
-    path = args.json or os.path.join(HERE, "results", f"layer_throughput-{args.model}.json")
+    path = args.json or os.path.join(
+        HERE, "results", f"layer_throughput-{args.model}.json"
+    )
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as fh:
         json.dump(result, fh, indent=2)

@@ -54,8 +54,12 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_IMAGES = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "sd-coco"))
-FORENSYNTHS = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "forensynths"))
+DEFAULT_IMAGES = os.path.normpath(
+    os.path.join(HERE, "..", "..", "shared", "data", "sd-coco")
+)
+FORENSYNTHS = os.path.normpath(
+    os.path.join(HERE, "..", "..", "shared", "data", "forensynths")
+)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
@@ -115,9 +119,8 @@ def machine_info(device):
         for line in lscpu.splitlines():
             key, _, value = line.partition(":")
             if key.strip() in ("Model name", "CPU(s)", "Thread(s) per core"):
-                info["lscpu_" + key.strip().lower().replace(" ", "_").replace("(s)", "s")] = (
-                    value.strip()
-                )
+                field = key.strip().lower().replace(" ", "_").replace("(s)", "s")
+                info["lscpu_" + field] = value.strip()
     except OSError:
         pass
     if device.type == "cuda":
@@ -201,7 +204,10 @@ def naive_loop(forward, preprocess, paths, batch_size, device, autocast):
     features = []
     for start in range(0, len(paths), batch_size):
         images = torch.stack(
-            [preprocess(Image.open(p).convert("RGB")) for p in paths[start : start + batch_size]]
+            [
+                preprocess(Image.open(p).convert("RGB"))
+                for p in paths[start : start + batch_size]
+            ]
         ).to(device)
         with torch.no_grad(), autocast():
             out = forward(images)
@@ -309,9 +315,8 @@ def probe_ap(make, images_root):
             tests[group] = os.path.join(FORENSYNTHS, group)
     for name, root in tests.items():
         paths, y = labelled(root)
-        result[name] = float(
-            average_precision_score(y, probe.decision_function(featurizer.transform(paths)))
-        )
+        scores = probe.decision_function(featurizer.transform(paths))
+        result[name] = float(average_precision_score(y, scores))
     unseen = [v for k, v in result.items() if k != "val"]
     if unseen:
         result["unseen_mean"] = float(np.mean(unseen))
@@ -388,13 +393,20 @@ def run_throughput(args):
         "naive": timed(
             "naive",
             lambda: naive_loop(
-                naive_forward, naive_preprocess, paths, batch_size, device, naive_autocast
+                naive_forward,
+                naive_preprocess,
+                paths,
+                batch_size,
+                device,
+                naive_autocast,
             ),
         ),
         "skacd": timed("skacd", lambda: skacd_main.transform(paths)),
     }
     for p, featurizer in featurizers.items():
-        methods[f"skacd {p}"] = timed(f"skacd {p}", lambda f=featurizer: f.transform(paths))
+        methods[f"skacd {p}"] = timed(
+            f"skacd {p}", lambda f=featurizer: f.transform(paths)
+        )
 
     times = {name: [] for name in methods}
     rates = []
@@ -411,7 +423,9 @@ def run_throughput(args):
             f"  repetition {rep + 1}/{args.warmup + args.repeats}"
             + (" (warm-up)" if rep < args.warmup else "")
             + ": "
-            + ", ".join(f"{n} {len(paths) / t[-1]:.1f}/s" for n, t in times.items() if t),
+            + ", ".join(
+                f"{n} {len(paths) / t[-1]:.1f}/s" for n, t in times.items() if t
+            ),
             file=sys.stderr,
         )
     load_end = load_average()
@@ -446,7 +460,11 @@ def run_throughput(args):
             ap[p] = probe_ap(lambda f=featurizer: f, args.images)
         for row in rows:
             name = row["method"]
-            p = precision if name == "skacd" else name.split(" ", 1)[1] if " " in name else None
+            p = (
+                precision
+                if name == "skacd"
+                else name.split(" ", 1)[1] if " " in name else None
+            )
             if p in ap:
                 row["ap"] = ap[p]
                 row["delta_ap_val"] = ap[p]["val"] - ap[precision]["val"]
@@ -482,7 +500,9 @@ def run_throughput(args):
         "rows": rows,
     }
     print(format_table(result))
-    write_json(result, args, default=f"throughput-{_slug(args.model)}-{device.type}.json")
+    write_json(
+        result, args, default=f"throughput-{_slug(args.model)}-{device.type}.json"
+    )
     return result
 
 
@@ -523,7 +543,11 @@ def format_table(result):
         lines.append(
             f"| {row['method']} | {row['images_per_s']:.2f} | {row['vs_naive']:.2f} | "
             f"{row['of_model_only']:.0%} | {row['of_roofline']:.0%} | "
-            + (f"{row['cosine_mean']:.5f} | {row['cosine_min']:.5f} | " if "cosine_mean" in row else "| | ")
+            + (
+                f"{row['cosine_mean']:.5f} | {row['cosine_min']:.5f} | "
+                if "cosine_mean" in row
+                else "| | "
+            )
             + (f"{row['delta_ap_val']:+.4f} | " if "delta_ap_val" in row else "| ")
             + (f"{row['delta_ap_unseen']:+.4f} |" if "delta_ap_unseen" in row else "|")
         )
@@ -629,7 +653,9 @@ def memory_child(args):
                 "rss_after_load_mb": baseline.peak_main / 2**20,
                 "peak_rss_main_mb": peak.peak_main / 2**20,
                 "peak_rss_tree_mb": peak.peak_tree / 2**20,
-                "ru_maxrss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "ru_maxrss_main_mb": (
+                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                ),
                 "ru_maxrss_largest_child_mb": resource.getrusage(
                     resource.RUSAGE_CHILDREN
                 ).ru_maxrss
@@ -672,7 +698,8 @@ def run_memory(args):
     first = runs[0]
     lines = [
         f"{args.model} on {device}: peak RSS featurizing N images into a memory-mapped "
-        f".npy (featurize(out=...)), {os.cpu_count()} CPUs, load {_load(load_average())}",
+        f".npy (featurize(out=...)), {os.cpu_count()} CPUs, "
+        f"load {_load(load_average())}",
         "",
         "| images | seconds | images/s | RSS after load MB | peak main MB | "
         "peak main+workers MB | ratio main | ratio main+workers |",
@@ -683,7 +710,8 @@ def run_memory(args):
         run["ratio_tree"] = run["peak_rss_tree_mb"] / first["peak_rss_tree_mb"]
         lines.append(
             f"| {run['n_images']} | {run['seconds']:.1f} | "
-            f"{run['n_images'] / run['seconds']:.1f} | {run['rss_after_load_mb']:.0f} | "
+            f"{run['n_images'] / run['seconds']:.1f} | "
+            f"{run['rss_after_load_mb']:.0f} | "
             f"{run['peak_rss_main_mb']:.0f} | {run['peak_rss_tree_mb']:.0f} | "
             f"{run['ratio_main']:.3f} | {run['ratio_tree']:.3f} |"
         )
@@ -718,7 +746,9 @@ def parse_args(argv=None):
         help="open_clip weights tag or checkpoint for clip: models (default: seeded "
         "random weights)",
     )
-    parser.add_argument("--images", default=DEFAULT_IMAGES, help="image folder (recursive)")
+    parser.add_argument(
+        "--images", default=DEFAULT_IMAGES, help="image folder (recursive)"
+    )
     parser.add_argument("--n-images", type=int, default=128)
     parser.add_argument(
         "--batch-size",
@@ -731,7 +761,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--precision",
         default="auto",
-        help="precision of model-only, naive and skacd (default: the featurizer's auto)",
+        help=(
+            "precision of model-only, naive and skacd (default: the featurizer's auto)"
+        ),
     )
     parser.add_argument(
         "--compare",
@@ -742,7 +774,9 @@ def parse_args(argv=None):
     )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch.set_num_threads"
+    )
     parser.add_argument(
         "--ap",
         action="store_true",
@@ -758,12 +792,16 @@ def parse_args(argv=None):
         metavar="N",
         help="report peak RSS for featurizing each N images instead",
     )
-    parser.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--memory-child", type=int, default=None, help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.pretrained is not None and args.pretrained.lower() == "none":
         args.pretrained = None
     if args.compare is None:
-        cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+        cuda = args.device == "cuda" or (
+            args.device == "auto" and torch.cuda.is_available()
+        )
         args.compare = (
             ["float32"] if cuda else ["int8", "onnx-float32", "onnx-int8", "bfloat16"]
         )

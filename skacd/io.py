@@ -193,7 +193,9 @@ class _Writer:
                 ]
             }
         if isinstance(value, list):
-            return [self.encode(v, where, f"{key}.{i}", fitted) for i, v in enumerate(value)]
+            return [
+                self.encode(v, where, f"{key}.{i}", fitted) for i, v in enumerate(value)
+            ]
         if isinstance(value, dict):
             out = {}
             for k, v in value.items():
@@ -212,7 +214,9 @@ class _Writer:
             ):
                 return {
                     "__ndarray__": {
-                        "dtype": value.dtype.str if value.dtype.kind == "U" else "object",
+                        "dtype": (
+                            value.dtype.str if value.dtype.kind == "U" else "object"
+                        ),
                         "shape": list(value.shape),
                         "data": [str(v) for v in value.flat],
                     }
@@ -353,7 +357,9 @@ def _encoder_identity(estimator):
             else:
                 identity["pretrained"] = bool(step.pretrained)
                 identity["checkpoint_path"] = (
-                    None if step.checkpoint_path is None else os.fspath(step.checkpoint_path)
+                    None
+                    if step.checkpoint_path is None
+                    else os.fspath(step.checkpoint_path)
                 )
                 weights = identity["checkpoint_path"]
             if weights is not None and os.path.isfile(weights):
@@ -383,7 +389,8 @@ def _check_weights_file(manifest, path):
     weights = identity.get("checkpoint_path") or identity.get("pretrained")
     if not isinstance(weights, str) or not os.path.isfile(weights):
         return  # an open_clip tag, or weights this machine keeps elsewhere
-    size, digest = identity.get("weights_file_size"), identity.get("weights_file_sha256")
+    size = identity.get("weights_file_size")
+    digest = identity.get("weights_file_sha256")
     if isinstance(size, int) and os.path.getsize(weights) != size:
         raise DetectorFileError(
             f"{path!r}: the encoder weights file {weights!r} is "
@@ -403,7 +410,9 @@ def _check_preprocessing(estimator, path):
     """Refuse a detector whose featurizer would now preprocess images otherwise."""
     from .featurizers._preprocessing import check_preprocessing
 
-    steps = [s for _, s in estimator.steps] if hasattr(estimator, "steps") else [estimator]
+    steps = (
+        [s for _, s in estimator.steps] if hasattr(estimator, "steps") else [estimator]
+    )
     for step in steps:
         recorded = getattr(step, "preprocessing_", None)
         if recorded is not None and hasattr(step, "_preprocess_config"):
@@ -483,7 +492,9 @@ def save(estimator, path):
         "estimator": writer.node(estimator, ""),
     }
     manifest_bytes = json.dumps(manifest, indent=1, allow_nan=False).encode("utf-8")
-    tensor_bytes = safetensors.torch.save(writer.tensors, metadata={"format": FORMAT_NAME})
+    tensor_bytes = safetensors.torch.save(
+        writer.tensors, metadata={"format": FORMAT_NAME}
+    )
 
     # No fsync: a detector file is cheap to write again.
     with atomic_open(path, "wb", fsync=False) as fh, zipfile.ZipFile(fh, "w") as zf:
@@ -530,7 +541,10 @@ def _describe_non_detector(path, head, zf_names):
             "detector files are written by skacd.save."
         )
     if zf_names is not None:
-        return f"the zip archive has no {_MANIFEST}; detector files are written by skacd.save."
+        return (
+            f"the zip archive has no {_MANIFEST}; "
+            "detector files are written by skacd.save."
+        )
     return "it is not a zip archive; detector files are written by skacd.save."
 
 
@@ -685,7 +699,9 @@ def _open(path):
             f"{path!r}: {_MANIFEST} is nested too deeply to be a detector manifest."
         ) from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise DetectorFileError(f"{path!r}: {_MANIFEST} is not valid JSON ({exc}).") from None
+        raise DetectorFileError(
+            f"{path!r}: {_MANIFEST} is not valid JSON ({exc})."
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise DetectorFileError(
             f"{path!r} is not a skacd detector file: its {_MANIFEST} does not say "
@@ -699,12 +715,15 @@ def _open(path):
     if version > FORMAT_VERSION:
         created_with = manifest.get("created_with")
         written_by = "a newer skacd"
-        if isinstance(created_with, dict) and isinstance(created_with.get("skacd"), str):
+        if isinstance(created_with, dict) and isinstance(
+            created_with.get("skacd"), str
+        ):
             written_by = created_with["skacd"][:40]
         raise DetectorFileError(
             f"{path!r} was written in skacd detector format version {version} (by "
             f"skacd {written_by}); this skacd {__version__} reads format version "
-            f"{FORMAT_VERSION} at most. Upgrade skacd (pip install -U skacd) to load it."
+            f"{FORMAT_VERSION} at most. Upgrade skacd (pip install -U skacd) to "
+            "load it."
         )
     return manifest, tensor_bytes
 
@@ -801,7 +820,10 @@ def _check_fitted_state(estimator, reader):
             )
         if classes.dtype.kind == "f" and not np.isfinite(classes).all():
             raise reader.error(f"{label}.classes_ holds NaN or infinite values.")
-        if classes.dtype.kind not in "biufUO" or len(set(classes.tolist())) != len(classes):
+        if (
+            classes.dtype.kind not in "biufUO"
+            or len(set(classes.tolist())) != len(classes)
+        ):
             raise reader.error(f"{label}.classes_ must be distinct numbers or strings.")
 
 
@@ -862,8 +884,9 @@ class _Reader:
                 _MAX_STRING_ARRAY_BYTES
             ):
                 raise self.error(
-                    f"the string array {where} would take {4 * width * len(body['data'])}"
-                    f" bytes ({len(body['data'])} entries of up to {width} characters); "
+                    f"the string array {where} would take "
+                    f"{4 * width * len(body['data'])} bytes ({len(body['data'])} "
+                    f"entries of up to {width} characters); "
                     f"the limit is {_MAX_STRING_ARRAY_BYTES} bytes and "
                     f"{_MAX_STRING_WIDTH} characters per entry."
                 )
@@ -975,8 +998,13 @@ class _Reader:
                 if not (isinstance(entry, list) and len(entry) == 2):
                     raise self.error(f"malformed Pipeline step {i}.")
                 name, sub = entry
-                if not (isinstance(name, str) and _STEP_NAME.match(name)) or name in names:
-                    raise self.error(f"invalid or repeated Pipeline step name {name!r}.")
+                if (
+                    not (isinstance(name, str) and _STEP_NAME.match(name))
+                    or name in names
+                ):
+                    raise self.error(
+                        f"invalid or repeated Pipeline step name {name!r}."
+                    )
                 names.add(name)
                 if sub is None or sub == "passthrough":
                     steps.append((name, sub))
@@ -1053,7 +1081,8 @@ class _Reader:
                 isinstance(v, int) and not 0 <= v <= _MAX_MODULE_WIDTH for v in values
             ):
                 raise self.error(
-                    f"cannot rebuild {label}.{name}_: {name}_config_[{key!r}] is out of "
+                    f"cannot rebuild {label}.{name}_: "
+                    f"{name}_config_[{key!r}] is out of "
                     f"bounds (at most {_MAX_MODULE_LAYERS} entries, sizes 0 to "
                     f"{_MAX_MODULE_WIDTH})."
                 )

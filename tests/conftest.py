@@ -37,7 +37,10 @@ def write_labelled_folder(root, n_per_class=8, seed=0, groups=("g0",), size=48):
     rng = np.random.default_rng(seed)
     paths, labels, names = [], [], []
     for group in groups:
-        for label, folder, make in ((0, "0_real", smooth_image), (1, "1_fake", patterned_image)):
+        for label, folder, make in (
+            (0, "0_real", smooth_image),
+            (1, "1_fake", patterned_image),
+        ):
             directory = Path(root) / group / folder
             directory.mkdir(parents=True, exist_ok=True)
             for i in range(n_per_class):

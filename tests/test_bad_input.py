@@ -124,13 +124,22 @@ BAD_CASES = {
     "missing file": (make_missing, r"no such file"),
     "directory": (make_directory, r"is a directory, not an image file"),
     "zero bytes": (make_empty, r"the file is empty \(0 bytes\)"),
-    "truncated JPEG": (make_truncated_jpeg, r"corrupt or truncated image \(image file is truncated"),
+    "truncated JPEG": (
+        make_truncated_jpeg,
+        r"corrupt or truncated image \(image file is truncated",
+    ),
     "JPEG missing its end marker": (
         make_jpeg_without_end_marker,
         r"corrupt or truncated image \(image file is truncated",
     ),
-    "truncated PNG": (make_truncated_png, r"corrupt or truncated image \(image file is truncated\)"),
-    "PNG cut inside its header": (make_png_header_only, r"not a recognised image format"),
+    "truncated PNG": (
+        make_truncated_png,
+        r"corrupt or truncated image \(image file is truncated\)",
+    ),
+    "PNG cut inside its header": (
+        make_png_header_only,
+        r"not a recognised image format",
+    ),
     "text file named .jpg": (make_text_as_jpeg, r"not a recognised image format"),
 }
 
@@ -166,7 +175,9 @@ def test_all_bad_files_at_once_with_transform_warning(tmp_path, good):
     good_paths, reference = good
     bad = [make(tmp_path) for make, _ in BAD_CASES.values()]
     batch = [good_paths[0], *bad, good_paths[1], good_paths[2]]
-    with pytest.warns(ImageLoadWarning, match=r"8 image\(s\) could not be loaded") as record:
+    with pytest.warns(
+        ImageLoadWarning, match=r"8 image\(s\) could not be loaded"
+    ) as record:
         features = tiny(on_error="skip").transform(batch)
     message = str(record[0].message)
     for path in bad:
@@ -256,7 +267,9 @@ def test_unreadable_file(tmp_path, monkeypatch, good):
     monkeypatch.setattr(_images.os, "open", guarded_open)
     with pytest.raises(ImageLoadError, match=r"secret.png': permission denied$"):
         tiny().featurize([str(path)])
-    result = tiny(on_error="skip").featurize([good_paths[0], str(path), *good_paths[1:]])
+    result = tiny(on_error="skip").featurize(
+        [good_paths[0], str(path), *good_paths[1:]]
+    )
     assert result.errors[1].reason == "permission denied"
     np.testing.assert_array_equal(result.features[[0, 2, 3]], reference)
 
@@ -289,14 +302,16 @@ def test_16_bit_png_grayscale_and_rgb(tmp_path):
     # Rescaled to 8 bits, not clipped to white.
     np.testing.assert_array_equal(loaded[..., 0], np.round(gray / 65535 * 255))
     np.testing.assert_array_equal(
-        np.asarray(_images.load_image(str(tmp_path / "rgb16.png"))), (rgb >> 8).astype(np.uint8)
+        np.asarray(_images.load_image(str(tmp_path / "rgb16.png"))),
+        (rgb >> 8).astype(np.uint8),
     )
     featurize_one(str(tmp_path / "gray16.png"))
     featurize_one(str(tmp_path / "rgb16.png"))
 
 
 def test_cmyk_jpeg(tmp_path):
-    cmyk = Image.fromarray(np.random.RandomState(1).randint(0, 256, (32, 32, 4), np.uint8), "CMYK")
+    pixels = np.random.RandomState(1).randint(0, 256, (32, 32, 4), np.uint8)
+    cmyk = Image.fromarray(pixels, "CMYK")
     cmyk.save(tmp_path / "cmyk.jpg", quality=95)
     opened = Image.open(tmp_path / "cmyk.jpg")
     assert opened.mode == "CMYK"
@@ -306,11 +321,14 @@ def test_cmyk_jpeg(tmp_path):
 
 def test_palette_and_rgba_png(tmp_path):
     array = random_rgb(2)
-    palette = Image.fromarray(array).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    palette = Image.fromarray(array).convert(
+        "P", palette=Image.Palette.ADAPTIVE, colors=16
+    )
     palette.save(tmp_path / "palette.png")
     assert Image.open(tmp_path / "palette.png").mode == "P"
     np.testing.assert_array_equal(
-        featurize_one(str(tmp_path / "palette.png")), featurize_one(palette.convert("RGB"))
+        featurize_one(str(tmp_path / "palette.png")),
+        featurize_one(palette.convert("RGB")),
     )
 
     rgba = np.dstack([array, np.full(array.shape[:2], 255, np.uint8)])
@@ -329,7 +347,9 @@ def test_palette_and_rgba_png(tmp_path):
 
 def test_animated_gif_uses_first_frame(tmp_path):
     frames = [Image.fromarray(random_rgb(s)).convert("P") for s in (3, 4, 5)]
-    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], loop=0)
+    frames[0].save(
+        tmp_path / "anim.gif", save_all=True, append_images=frames[1:], loop=0
+    )
     opened = Image.open(tmp_path / "anim.gif")
     assert opened.n_frames == 3
     first = opened.convert("RGB")
@@ -359,7 +379,8 @@ def test_tiny_and_elongated_images(shape, tmp_path):
 
 
 def test_elongated_crop_is_centred_and_bounded():
-    image = Image.fromarray(np.arange(20001, dtype=np.uint8).reshape(1, 20001, 1)[..., 0])
+    pixels = np.arange(20001, dtype=np.uint8).reshape(1, 20001, 1)[..., 0]
+    image = Image.fromarray(pixels)
     cropped = _images.limit_aspect_ratio(image)
     assert cropped.size == (17, 1)  # 16, plus one to keep the crop centred
     assert cropped.getpixel((8, 0)) == image.getpixel((10000, 0))
@@ -392,7 +413,8 @@ def test_exif_orientation_is_applied(orientation, transpose, tmp_path):
     image.save(tmp_path / "plain.jpg", quality=90)
     decoded = Image.open(tmp_path / "plain.jpg").convert("RGB")
     np.testing.assert_array_equal(
-        featurize_one(str(tmp_path / "tagged.jpg")), featurize_one(decoded.transpose(transpose))
+        featurize_one(str(tmp_path / "tagged.jpg")),
+        featurize_one(decoded.transpose(transpose)),
     )
     size = _images.load_image(str(tmp_path / "tagged.jpg")).size
     assert size == ((24, 40) if orientation in (6, 8) else (40, 24))

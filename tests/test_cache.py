@@ -637,7 +637,8 @@ def test_entries_are_keyed_with_a_private_secret(tmp_path):
     open(path_a, "wb").write(bytes(forged))
     fresh = FeatureCache(tmp_path)
     with pytest.warns(UserWarning, match=r"removed the bad entry .*" + a[:12]
-                      + r".*checksum mismatch \(damaged, or not written by this cache\)"):
+                      + r".*checksum mismatch "
+                      r"\(damaged, or not written by this cache\)"):
         assert fresh.get(a) is None
     np.testing.assert_array_equal(fresh.get(b), [3.0, 4.0])
     assert not os.path.exists(path_a)  # removed; the next put stores it again

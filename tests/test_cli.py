@@ -61,7 +61,8 @@ def fitted(tmp_path_factory):
     write_folder(root / "train", 12, seed=0)
     new = write_folder(root / "new", 4, seed=1, group="other")
     detector = root / "detector.skacd"
-    assert main(["fit", "--data", str(root / "train"), *FIT_FAST, "-o", str(detector)]) == 0
+    assert main(["fit", "--data", str(root / "train"), *FIT_FAST,
+                 "-o", str(detector)]) == 0
     return root, detector, new
 
 
@@ -143,7 +144,8 @@ def test_predict_jsonl_and_stdout(fitted, tmp_path, capsys):
     assert main(["predict", str(detector), new[0], new[5], "-o", str(out), "-q"]) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["path"] for r in records] == [new[0], new[5]]
-    assert set(records[0]) == {"path", "prob_fake", "p_real", "label", "encoder", "error"}
+    assert set(records[0]) == {"path", "prob_fake", "p_real", "label", "encoder",
+                               "error"}
     capsys.readouterr()
     assert main(["predict", str(detector), new[0], new[5], "-q"]) == 0
     stdout = capsys.readouterr().out
@@ -172,11 +174,13 @@ def test_skip_errors_lists_bad_images(fitted, tmp_path, capsys):
     rows = {Path(r["path"]).name: r for r in read_csv(out)}
     assert set(rows) == {"empty.png", "good.png", "notes.jpg", "missing.png"}
     assert rows["empty.png"]["error"] == "the file is empty (0 bytes)"
-    assert rows["notes.jpg"]["error"].startswith("not a recognised image format (skacd reads")
+    assert rows["notes.jpg"]["error"].startswith(
+        "not a recognised image format (skacd reads")
     assert rows["missing.png"]["error"] == "no such file"
     for name in ("empty.png", "notes.jpg", "missing.png"):
         assert rows[name]["prob_fake"] == "" and rows[name]["label"] == ""
-    assert rows["good.png"]["error"] == "" and 0 <= float(rows["good.png"]["prob_fake"]) <= 1
+    assert (rows["good.png"]["error"] == ""
+            and 0 <= float(rows["good.png"]["prob_fake"]) <= 1)
     err = capsys.readouterr().err
     assert f"skacd predict: skipped {missing}: no such file" in err
     assert "1 images scored" in err and "3 skipped" in err
@@ -189,7 +193,9 @@ def test_bad_image_without_skip_errors_fails_naming_it(fitted, tmp_path, capsys)
     out = tmp_path / "out.csv"
     assert main(["predict", str(detector), new[0], str(bad), "-q", "-o", str(out)]) == 1
     err = capsys.readouterr().err
-    assert f"skacd predict: error: Cannot load image '{bad}': corrupt or truncated image" in err
+    message = (f"skacd predict: error: Cannot load image '{bad}': "
+               "corrupt or truncated image")
+    assert message in err
     assert "--skip-errors" in err
     assert not out.exists()
     assert sorted(os.listdir(tmp_path)) == ["broken.jpg"]
@@ -214,7 +220,9 @@ def test_fit_skip_errors(tmp_path, capsys):
 # -- resumable runs, atomic output ----------------------------------------------------
 
 
-def test_interrupted_predict_writes_nothing_and_resumes(fitted, tmp_path, monkeypatch, capsys):
+def test_interrupted_predict_writes_nothing_and_resumes(
+    fitted, tmp_path, monkeypatch, capsys
+):
     root, detector, new = fitted
     out = tmp_path / "out.csv"
     out.write_text("previous results\n")
@@ -273,13 +281,14 @@ def test_output_extension_is_a_usage_error(fitted, tmp_path, capsys):
     root, detector, new = fitted
     assert main(["predict", str(detector), new[0], "-o", str(tmp_path / "p.txt")]) == 2
     assert "cannot tell the output format of" in capsys.readouterr().err
-    assert main(["predict", str(detector), new[0], "-o", str(tmp_path / "no" / "p.csv")]) == 2
+    assert main(["predict", str(detector), new[0],
+                 "-o", str(tmp_path / "no" / "p.csv")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
 def test_runtime_failures_exit_1(tmp_path, capsys):
-    assert main(["fit", "--data", str(tmp_path / "nowhere"), "-o", str(tmp_path / "d.skacd"),
-                 "--encoder", TINY]) == 1
+    assert main(["fit", "--data", str(tmp_path / "nowhere"),
+                 "-o", str(tmp_path / "d.skacd"), "--encoder", TINY]) == 1
     assert "skacd fit: error: Image folder" in capsys.readouterr().err
     evil = tmp_path / "evil.skacd"
     evil.write_bytes(b"\x80\x04\x95 a pickle")
@@ -305,7 +314,9 @@ def test_a_missing_folder_exits_1_in_every_subcommand(tmp_path, capsys):
         assert f"skacd {command}: error:" in capsys.readouterr().err
 
 
-def test_empty_and_unreadable_folders_are_reported(fitted, tmp_path, monkeypatch, capsys):
+def test_empty_and_unreadable_folders_are_reported(
+    fitted, tmp_path, monkeypatch, capsys
+):
     root, detector, new = fitted
     (tmp_path / "empty").mkdir()
     assert main(["predict", str(detector), str(tmp_path / "empty"), "-q"]) == 1
@@ -351,8 +362,8 @@ def test_every_subcommand_has_help(command, capsys):
 def test_python_dash_m_skacd():
     """The two slow ones: a real subprocess, as a user runs it."""
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    done = subprocess.run([sys.executable, "-m", "skacd", "--help"], capture_output=True,
-                          text=True, env=env, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "skacd", "--help"],
+                          capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     for command in ("fit", "predict", "evaluate", "demo", "info"):
         assert command in done.stdout
@@ -367,7 +378,8 @@ def test_info(capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["versions"]["torch"] and info["detector_format_version"] == 1
     assert set(info["extras"]) == {"plot", "umap", "dask", "docs", "dev"}
-    assert set(info["efficientnet_lite_weights"]) == {"efficientnet_lite0", "efficientnet_lite2"}
+    assert set(info["efficientnet_lite_weights"]) == {"efficientnet_lite0",
+                                                      "efficientnet_lite2"}
     encoders = info["offline_encoders"]
     lite2 = encoders["efficientnet_lite2"]["preprocessing"]
     assert lite2["input_size"] == [3, 260, 260] and lite2["crop_pct"] == 0.89
@@ -375,7 +387,8 @@ def test_info(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "  efficientnet_lite2: 260x260, crop_mode center, crop_pct 0.89" in out
-    assert out.startswith("skacd ") and "device: " in out and "efficientnet_lite2 weights" in out
+    assert (out.startswith("skacd ") and "device: " in out
+            and "efficientnet_lite2 weights" in out)
 
 
 def test_demo_delegates(monkeypatch, capsys):
@@ -388,7 +401,8 @@ def test_demo_delegates(monkeypatch, capsys):
                  "--seed", "3"]) == 0
     assert calls == [
         {"data": None, "verbose": 1, "random_state": 0},
-        {"data": "somewhere", "verbose": 0, "random_state": 3, "encoder": "efficientnet_lite0"},
+        {"data": "somewhere", "verbose": 0, "random_state": 3,
+         "encoder": "efficientnet_lite0"},
     ]
 
 
@@ -400,9 +414,12 @@ def test_evaluate_is_wired(capsys):
 @pytest.mark.parametrize("spec, cls, params", [
     ("efficientnet_lite2", TimmFeaturizer, {"model_name": "efficientnet_lite2"}),
     ("efficientnet_lite0", TimmFeaturizer, {"model_name": "efficientnet_lite0"}),
-    ("clip:ViT-L-14", CLIPFeaturizer, {"model_name": "ViT-L-14", "pretrained": "openai"}),
-    ("clip:ViT-B-32:laion2b_s34b_b79k", CLIPFeaturizer, {"pretrained": "laion2b_s34b_b79k"}),
-    ("clip:ViT-L-14:/m/w.safetensors", CLIPFeaturizer, {"pretrained": "/m/w.safetensors"}),
+    ("clip:ViT-L-14", CLIPFeaturizer,
+     {"model_name": "ViT-L-14", "pretrained": "openai"}),
+    ("clip:ViT-B-32:laion2b_s34b_b79k", CLIPFeaturizer,
+     {"pretrained": "laion2b_s34b_b79k"}),
+    ("clip:ViT-L-14:/m/w.safetensors", CLIPFeaturizer,
+     {"pretrained": "/m/w.safetensors"}),
     (TINY, CLIPFeaturizer, {"model_name": "skacd-tiny-ViT", "pretrained": None}),
     ("timm:resnet18:/m/r.pth", TimmFeaturizer, {"checkpoint_path": "/m/r.pth"}),
     ("timm:resnet18:none", TimmFeaturizer, {"pretrained": False}),
@@ -415,7 +432,7 @@ def test_encoder_specs(spec, cls, params):
     assert from_spec(to_spec(featurizer)).get_params() == from_spec(spec).get_params()
 
 
-# -- operating points: calibrate, p_real, --threshold, --one-class ----------------------
+# -- operating points: calibrate, p_real, --threshold, --one-class ---------------------
 
 
 @pytest.fixture(scope="module")
@@ -425,8 +442,9 @@ def calibrated(fitted, tmp_path_factory):
     real_root = tmp_path_factory.mktemp("real")
     reals = [p for p in write_folder(real_root, 24, seed=5) if "0_real" in p]
     out = root / "calibrated.skacd"
-    assert main(["calibrate", str(detector), "--real", str(real_root / "g0" / "0_real"),
-                 "--target-fpr", "0.1", "-o", str(out), "-q", "--num-workers", "0"]) == 0
+    assert main(["calibrate", str(detector),
+                 "--real", str(real_root / "g0" / "0_real"), "--target-fpr", "0.1",
+                 "-o", str(out), "-q", "--num-workers", "0"]) == 0
     return detector, out, reals, new
 
 
@@ -451,7 +469,8 @@ def test_fit_calibrate_predict_matches_the_python_api(calibrated, tmp_path, caps
     np.testing.assert_array_equal(saved.calibration_scores_, python.calibration_scores_)
     np.testing.assert_array_equal([float(r["prob_fake"]) for r in rows],
                                   python.predict_proba(new)[:, 1])
-    np.testing.assert_array_equal([float(r["p_real"]) for r in rows], python.p_real(new))
+    np.testing.assert_array_equal([float(r["p_real"]) for r in rows],
+                                  python.p_real(new))
     assert [r["label"] for r in rows] == [
         "fake" if p == 1 else "real" for p in python.predict(new)]
     assert summary.endswith(
@@ -474,7 +493,8 @@ def test_threshold_overrides_the_calibrated_one(calibrated, capsys):
 def test_calibrate_too_few_images_warns_naming_the_minimum(fitted, tmp_path, capsys):
     root, detector, new = fitted
     out = tmp_path / "c.skacd"
-    assert main(["calibrate", str(detector), "--real", str(root / "new" / "other" / "0_real"),
+    assert main(["calibrate", str(detector),
+                 "--real", str(root / "new" / "other" / "0_real"),
                  "--target-fpr", "0.05", "-o", str(out), "-q"]) == 0
     err = capsys.readouterr().err
     assert "skacd: warning: 4 known-real calibration image(s) are too few" in err
@@ -520,8 +540,8 @@ def test_fit_one_class_and_predict(tmp_path, capsys):
     new = write_folder(tmp_path / "new", 4, seed=4)
     out = tmp_path / "one.skacd"
     # a flat folder of real photos: no labels needed
-    assert main(["fit", "--data", str(tmp_path / "data" / "g0" / "0_real"), "--one-class",
-                 "--target-fpr", "0.1", *FIT_FAST, "-o", str(out)]) == 0
+    assert main(["fit", "--data", str(tmp_path / "data" / "g0" / "0_real"),
+                 "--one-class", "--target-fpr", "0.1", *FIT_FAST, "-o", str(out)]) == 0
     err = capsys.readouterr().err
     assert "one-class detector on 24 real images" in err and "target FPR 0.1" in err
     pipe = load(out)
@@ -531,7 +551,8 @@ def test_fit_one_class_and_predict(tmp_path, capsys):
     features = pipe[0].transform(reals)
     python = OneClassDetector(detector.space, target_fpr=0.1, cv=2,
                               random_state=0).fit(features)
-    np.testing.assert_array_equal(python.calibration_scores_, detector.calibration_scores_)
+    np.testing.assert_array_equal(python.calibration_scores_,
+                                  detector.calibration_scores_)
 
     assert main(["predict", str(out), *new, "-q"]) == 0
     captured = capsys.readouterr()

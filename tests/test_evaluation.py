@@ -350,7 +350,8 @@ def test_intermediate_layer_methods_side_by_side_with_a_timm_encoder(data):
     )
     assert result.methods == list(METHODS)
     params = result.config["encoder"]["params"]
-    assert params["layers"] == repr([0, 1, 2, 3, "embedding"]) and params["crop_pct"] == 1.0
+    assert (params["layers"] == repr([0, 1, 2, 3, "embedding"])
+            and params["crop_pct"] == 1.0)
     fused = result.summary["fused"]
     assert 0 <= fused["mean unseen"]["ap"]["mean"] <= 1
     assert fused["mean"]["acc"]["mean"] is not None

@@ -88,7 +88,7 @@ def test_not_fitted_error_is_scikit_learns():
 
     assert again is NotFittedError
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        exceptions.nope
+        _ = exceptions.nope
 
 
 def test_importing_the_exceptions_imports_nothing_heavy():

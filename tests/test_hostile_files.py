@@ -19,6 +19,7 @@ import torch
 
 from skacd import CLIPFeaturizer
 from skacd.io import DetectorFileError, load, save
+
 from conftest import tiny_detector
 
 
@@ -98,7 +99,8 @@ def test_compressed_tensors_are_refused_before_decompression(saved, tmp_path):
     path = write(tmp_path / "bomb.skacd", json.dumps(parts(saved)[0]).encode(), bomb,
                  tensor_method=zipfile.ZIP_DEFLATED)
     assert os.path.getsize(path) < 2**20
-    refused(path, "tensors.safetensors is compressed .* refused before it is decompressed")
+    refused(path, "tensors.safetensors is compressed .* "
+                  "refused before it is decompressed")
     assert _rss_mb() - before < 200
 
 
@@ -112,7 +114,7 @@ def test_safetensors_header_declaring_more_than_it_holds(saved, tmp_path):
 
 def test_safetensors_header_with_a_repeated_key(saved, tmp_path):
     entry = '{"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}'
-    header = ('{"a": %s, "a": %s}' % (entry, entry)).encode()
+    header = f'{{"a": {entry}, "a": {entry}}}'.encode()
     blob = struct.pack("<Q", len(header)) + header + b"\0" * 4
     path = write(tmp_path / "dup.skacd", json.dumps(parts(saved)[0]).encode(), blob)
     refused(path, "duplicate key 'a'")
@@ -141,7 +143,8 @@ def test_module_config_sizes_are_bounded(saved, tmp_path, layers):
         step(m, 2)["fitted"]["module_config_"]["hidden_layer_sizes"] = layers
 
     path = crafted(saved, tmp_path / "deep.skacd", edit)
-    refused(path, r"cannot rebuild AttributionClassifier.module_: .*'hidden_layer_sizes'"
+    refused(path, r"cannot rebuild AttributionClassifier.module_: "
+                  r".*'hidden_layer_sizes'"
                   r".* out of bounds \(at most 64 entries, sizes 0 to 1048576\)")
 
 
@@ -161,7 +164,8 @@ def test_estimator_nesting_depth_is_bounded(saved, tmp_path):
         node = {"class": "skacd.ConformalThresholdClassifier",
                 "params": {"estimator": {"__estimator__": node}}}
     manifest["estimator"] = node
-    path = write(tmp_path / "russian.skacd", json.dumps(manifest).encode(), tensor_bytes)
+    path = write(tmp_path / "russian.skacd", json.dumps(manifest).encode(),
+                 tensor_bytes)
     refused(path, "more than 32 levels deep")
 
 
@@ -199,7 +203,8 @@ def test_repeated_zip_members_are_refused(saved, tmp_path):
 @pytest.mark.parametrize("edit, match", [
     (lambda m: m.update(format_version=2, created_with="x"),
      "format version 2 .*a newer skacd"),
-    (lambda m: step(m, 2)["fitted"].update(classes_=[1]), "between 2 and 65536 classes"),
+    (lambda m: step(m, 2)["fitted"].update(classes_=[1]),
+     "between 2 and 65536 classes"),
     (lambda m: step(m, 2)["fitted"].update(classes_=[0, {"__float__": "nan"}]),
      "classes_ holds NaN"),
     (lambda m: step(m, 2)["fitted"].update(classes_=[0, 0]), "distinct"),
@@ -232,7 +237,8 @@ def test_non_finite_or_huge_weights_are_refused(saved, tmp_path, key, value):
         tensors[key].view(-1)[0] = value
 
     path = crafted(saved, tmp_path / "nan.skacd", edit_tensors=edit)
-    refused(path, rf"the stored tensor '{key}' holds (NaN or infinite|a value of magni)")
+    refused(path, rf"the stored tensor '{key}' holds "
+                  r"(NaN or infinite|a value of magni)")
 
 
 # -- item 4: settings a file must not carry ---------------------------------
@@ -244,7 +250,8 @@ def test_non_finite_or_huge_weights_are_refused(saved, tmp_path, key, value):
 def test_machine_local_settings_in_a_file_are_refused(saved, tmp_path, name, value):
     path = crafted(saved, tmp_path / "local.skacd",
                    lambda m: step(m, 0)["params"].update({name: value}))
-    refused(path, rf"CLIPFeaturizer.{name}='{value}': a detector file cannot set {name}")
+    refused(path, rf"CLIPFeaturizer.{name}='{value}': "
+                  rf"a detector file cannot set {name}")
 
 
 def test_pipeline_memory_in_a_file_is_refused(saved, tmp_path):
@@ -288,11 +295,13 @@ class _Payload:
 def test_a_pickled_weights_file_is_a_value_error_and_never_runs(tmp_path):
     marker = os.fspath(tmp_path / "PWNED")
     torch.save({"x": _Payload(marker)}, tmp_path / "evil.pt")
-    featurizer = CLIPFeaturizer("skacd-tiny-ViT", pretrained=os.fspath(tmp_path / "evil.pt"),
+    featurizer = CLIPFeaturizer("skacd-tiny-ViT",
+                                pretrained=os.fspath(tmp_path / "evil.pt"),
                                 device="cpu", num_workers=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(ValueError, match=r"evil.pt' holds Python objects other than "
-                                             "weights, which skacd never unpickles"):
+        with pytest.raises(ValueError,
+                           match=r"evil.pt' holds Python objects other than "
+                                 "weights, which skacd never unpickles"):
             featurizer.fit_transform([np.zeros((32, 32, 3), np.uint8)])
     assert not os.path.exists(marker)

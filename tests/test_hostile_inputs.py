@@ -109,7 +109,8 @@ def test_read_bytes_refuses_devices_fifos_and_big_files(tmp_path, monkeypatch):
     os.symlink("/dev/zero", tmp_path / "zero.jpg")
     os.mkfifo(tmp_path / "pipe.jpg")
     before, start = _rss_mb(), time.perf_counter()
-    with pytest.raises(ImageLoadError, match="is a character device, not a regular file"):
+    with pytest.raises(ImageLoadError,
+                       match="is a character device, not a regular file"):
         read_bytes(tmp_path / "zero.jpg")
     with pytest.raises(ImageLoadError, match="is a FIFO, not a regular file"):
         read_bytes(tmp_path / "pipe.jpg")
@@ -136,7 +137,8 @@ def test_predict_does_not_follow_links_out_of_the_folder(detector, tmp_path, cap
     assert time.perf_counter() - start < 30
     by_path = {Path(r["path"]).name: r for r in rows(out)}
     assert set(by_path) == {"000.png", "001.png", "x.jpg", "root", "p.jpg"}
-    assert "outside" in by_path["x.jpg"]["error"] and "not followed" in by_path["x.jpg"]["error"]
+    assert ("outside" in by_path["x.jpg"]["error"]
+            and "not followed" in by_path["x.jpg"]["error"])
     assert "a symbolic link to '/'" in by_path["root"]["error"]
     assert "is a FIFO, not a regular file" in by_path["p.jpg"]["error"]
     assert by_path["000.png"]["label"] in ("real", "fake")
@@ -179,7 +181,8 @@ def test_output_may_not_replace_an_input(detector, tmp_path, capsys, which):
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders")
-def test_read_only_output_folder_is_refused_before_featurizing(detector, tmp_path, capsys):
+def test_read_only_output_folder_is_refused_before_featurizing(
+        detector, tmp_path, capsys):
     folder = tmp_path / "imgs"
     write_images(folder, 1, 7)
     locked = tmp_path / "locked"
@@ -200,13 +203,15 @@ def test_csv_cells_cannot_be_formulas_and_stderr_names_are_quoted(
     (folder / "bad\nskacd predict: 9 images scored.png").write_bytes(b"x")
     out = tmp_path / "p.csv"
     monkeypatch.chdir(folder)
-    assert predict(detector, "=HYPERLINK(1).png", folder, "-o", out, "--skip-errors") == 0
+    assert predict(detector, "=HYPERLINK(1).png", folder, "-o", out,
+                   "--skip-errors") == 0
     paths = [r["path"] for r in rows(out)]
     assert paths[0] == "'=HYPERLINK(1).png"
     assert not any(p.startswith("=") for p in paths)
     err = capsys.readouterr().err
     assert "\\nskacd predict: 9 images scored" in err  # quoted, one line
-    assert not any(line.startswith("skacd predict: 9 images") for line in err.splitlines())
+    assert not any(line.startswith("skacd predict: 9 images")
+                   for line in err.splitlines())
     jsonl = tmp_path / "p.jsonl"
     assert predict(detector, folder, "-o", jsonl, "--skip-errors") == 0
     names = [json.loads(line)["path"] for line in jsonl.read_text().splitlines()]
@@ -252,7 +257,8 @@ def test_a_file_pillow_warns_about_is_never_scored(detector, tmp_path, capsys):
     assert predict(detector, folder, "-o", out, "--skip-errors") == 0
     by_name = {Path(r["path"]).name: r for r in rows(out)}
     assert by_name["warned.jpg"]["label"] == ""
-    assert by_name["warned.jpg"]["error"].startswith("corrupt image (Pillow warned: Tag")
+    assert by_name["warned.jpg"]["error"].startswith(
+        "corrupt image (Pillow warned: Tag")
     assert "skacd: warning:" not in capsys.readouterr().err  # attached to the row
 
 

@@ -18,12 +18,18 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from skacd import AttributionClassifier, AttributionSpace, CLIPFeaturizer, TimmFeaturizer
+from skacd import (
+    AttributionClassifier,
+    AttributionSpace,
+    CLIPFeaturizer,
+    TimmFeaturizer,
+)
 from skacd.cache import FeatureCache
 from skacd.datasets import make_generator_manifolds
 from skacd.exceptions import DeviceWarning
 from skacd.featurizers import GaussianBlur, JPEGCompression
 from skacd.io import FORMAT_VERSION, DetectorFileError, load, read_manifest, save
+
 from conftest import tiny_detector
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -88,8 +94,8 @@ def test_pipeline_round_trip_is_exact(detector, saved):
         assert type(a) is type(b)
         assert a.get_params(deep=False) == b.get_params(deep=False)
     space, original = loaded[1], detector[1]
-    for attr in ("n_features_in_", "offset_", "loss_curve_", "module_config_", "device_",
-                 "n_iter_", "n_source_samples_", "validation_scores_"):
+    for attr in ("n_features_in_", "offset_", "loss_curve_", "module_config_",
+                 "device_", "n_iter_", "n_source_samples_", "validation_scores_"):
         assert getattr(space, attr) == getattr(original, attr), attr
     assert loaded[2].classes_.dtype == detector[2].classes_.dtype
     assert loaded[0].n_features_out_ == 32
@@ -107,7 +113,8 @@ def test_file_layout_and_manifest(saved):
     assert versions["torch"] and versions["scikit-learn"] and versions["skacd"]
     assert manifest["encoder"] == {
         "class": "CLIPFeaturizer", "model_name": "skacd-tiny-ViT", "pretrained": None,
-        "library": "open_clip_torch", "library_version": manifest["encoder"]["library_version"],
+        "library": "open_clip_torch",
+        "library_version": manifest["encoder"]["library_version"],
         "embed_dim": 32, "weights_tag": None, "spec": "clip:skacd-tiny-ViT:none",
         "preprocessing": {
             "fill_color": 0, "interpolation": "bicubic", "mean": list(OPENAI_MEAN),
@@ -131,7 +138,9 @@ def _umask():
 def test_single_estimators_and_string_classes(tmp_path):
     X, y = make_generator_manifolds(n_samples=80, n_features=8, random_state=0)
     labels = np.where(y == 1, "fake", "real")
-    space = quiet_fit(AttributionSpace(latent_dim=4, max_epochs=3, cv=None, random_state=0), X, y)
+    space = quiet_fit(
+        AttributionSpace(latent_dim=4, max_epochs=3, cv=None, random_state=0), X, y
+    )
     head = quiet_fit(AttributionClassifier(max_epochs=3, random_state=0), X, labels)
     save(space, tmp_path / "space.skacd")
     save(head, tmp_path / "head.skacd")
@@ -147,7 +156,9 @@ def test_single_estimators_and_string_classes(tmp_path):
 def test_plain_sklearn_steps(tmp_path):
     rng = np.random.RandomState(0)
     X, y = rng.rand(40, 6), rng.randint(0, 2, 40)
-    pipe = make_pipeline(StandardScaler(), PCA(3, random_state=0), LogisticRegression()).fit(X, y)
+    pipe = make_pipeline(
+        StandardScaler(), PCA(3, random_state=0), LogisticRegression()
+    ).fit(X, y)
     save(pipe, tmp_path / "probe.skacd")
     loaded = load(tmp_path / "probe.skacd")
     Z = rng.rand(9, 6)
@@ -156,13 +167,15 @@ def test_plain_sklearn_steps(tmp_path):
 
 
 def test_timm_featurizer_and_image_transforms_are_stored(tmp_path):
-    featurizer = TimmFeaturizer("efficientnet_lite0", image_transform=JPEGCompression(50))
+    featurizer = TimmFeaturizer("efficientnet_lite0",
+                                image_transform=JPEGCompression(50))
     head = quiet_fit(AttributionClassifier(max_epochs=1), *make_generator_manifolds(
         n_samples=20, n_features=1280, random_state=0))
     save(make_pipeline(featurizer, head), tmp_path / "d.skacd")
     loaded = load(tmp_path / "d.skacd")
     assert loaded[0].image_transform == JPEGCompression(50)
-    assert read_manifest(tmp_path / "d.skacd")["encoder"]["model_name"] == "efficientnet_lite0"
+    manifest = read_manifest(tmp_path / "d.skacd")
+    assert manifest["encoder"]["model_name"] == "efficientnet_lite0"
     featurizer.set_params(image_transform=GaussianBlur(1.5))
     save(make_pipeline(featurizer, head), tmp_path / "d.skacd")
     assert load(tmp_path / "d.skacd")[0].image_transform == GaussianBlur(1.5)
@@ -170,7 +183,8 @@ def test_timm_featurizer_and_image_transforms_are_stored(tmp_path):
 
 def test_machine_local_settings_are_not_saved(detector, tmp_path):
     featurizer = CLIPFeaturizer("skacd-tiny-ViT", pretrained=None,
-                                cache=FeatureCache(tmp_path / "c"), cache_dir=str(tmp_path))
+                                cache=FeatureCache(tmp_path / "c"),
+                                cache_dir=str(tmp_path))
     pipe = make_pipeline(featurizer, detector[1], detector[2])
     save(pipe, tmp_path / "d.skacd")
     node = step(read_manifest(tmp_path / "d.skacd"), 0)
@@ -186,10 +200,12 @@ def test_save_refuses_what_it_cannot_store(detector, tmp_path):
     path = tmp_path / "d.skacd"
     path.write_bytes(b"previous")
     X = np.random.rand(10, 3)
-    with pytest.raises(TypeError, match=r"cannot store a sklearn.preprocessing.*MinMaxScaler"):
+    with pytest.raises(TypeError,
+                       match=r"cannot store a sklearn.preprocessing.*MinMaxScaler"):
         save(make_pipeline(MinMaxScaler().fit(X)), path)
     with pytest.raises(TypeError, match=r"CLIPFeaturizer.image_transform = <function"):
-        save(make_pipeline(CLIPFeaturizer(image_transform=lambda im: im), detector[1]), path)
+        save(make_pipeline(CLIPFeaturizer(image_transform=lambda im: im), detector[1]),
+             path)
     with pytest.raises(NotFittedError, match="AttributionSpace is not fitted yet"):
         save(AttributionSpace(), path)
     assert path.read_bytes() == b"previous"  # untouched, and no temporary file left
@@ -206,7 +222,8 @@ def test_newer_format_version_is_a_clear_error(saved, tmp_path):
 
     crafted = rewrite(saved, tmp_path / "new.skacd", bump)
     with pytest.raises(DetectorFileError, match=(
-        r"'.*new.skacd' was written in skacd detector format version 2 \(by skacd 9.0\); "
+        r"'.*new.skacd' was written in skacd detector format version 2 "
+        r"\(by skacd 9.0\); "
         r"this skacd .* reads format version 1 at most. Upgrade skacd"
     )):
         load(crafted)
@@ -221,7 +238,8 @@ def test_gpu_fitted_detector_loads_on_cpu(detector, saved, tmp_path, monkeypatch
 
     crafted = rewrite(saved, tmp_path / "gpu.skacd", on_cuda)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.warns(DeviceWarning, match="fitted on a CUDA device that is not available") as w:
+    with pytest.warns(DeviceWarning,
+                      match="fitted on a CUDA device that is not available") as w:
         loaded = load(crafted)
     assert len(w) == 1
     assert "AttributionClassifier.device='cuda:1'" in str(w[0].message)
@@ -243,7 +261,8 @@ def test_committed_cuda_fixture():
         assert detector[1].device_ == detector[2].device_ == "cpu"
     features = np.asarray(expected["features"], dtype=np.float32)
     np.testing.assert_allclose(
-        detector[1:].predict_proba(features)[:, 1], expected["proba"], rtol=1e-5, atol=1e-6
+        detector[1:].predict_proba(features)[:, 1], expected["proba"],
+        rtol=1e-5, atol=1e-6,
     )
     X = np.random.RandomState(0).randint(0, 256, (3, 40, 40, 3), dtype=np.uint8)
     assert np.isfinite(detector.predict_proba(X)).all()
@@ -272,14 +291,16 @@ def marker(tmp_path):
 def test_pickle_file_is_refused(tmp_path, marker):
     path = tmp_path / "evil.skacd"
     path.write_bytes(pickle.dumps(Payload(marker)))
-    with pytest.raises(DetectorFileError, match="looks like a Python pickle. skacd never unpickles"):
+    with pytest.raises(DetectorFileError,
+                       match="looks like a Python pickle. skacd never unpickles"):
         load(path)
 
 
 def test_torch_save_file_is_refused(tmp_path, marker):
     path = tmp_path / "evil.skacd"
     torch.save({"model": Payload(marker)}, path)
-    with pytest.raises(DetectorFileError, match=r"torch.save / pickle archive \(it holds data.pkl\)"):
+    with pytest.raises(DetectorFileError,
+                       match=r"torch.save / pickle archive \(it holds data.pkl\)"):
         load(path)
 
 
@@ -287,35 +308,46 @@ def test_pickle_inside_a_detector_zip_is_never_read(saved, tmp_path, marker):
     crafted = rewrite(saved, tmp_path / "evil.skacd",
                       extra={"data.pkl": pickle.dumps(Payload(marker))})
     load(crafted)  # the extra member is ignored, never unpickled
-    crafted = rewrite(saved, tmp_path / "evil2.skacd", tensors=pickle.dumps(Payload(marker)))
-    with pytest.raises(DetectorFileError, match="tensors.safetensors is not a valid safetensors"):
+    crafted = rewrite(saved, tmp_path / "evil2.skacd",
+                      tensors=pickle.dumps(Payload(marker)))
+    with pytest.raises(DetectorFileError,
+                       match="tensors.safetensors is not a valid safetensors"):
         load(crafted)
 
 
-@pytest.mark.parametrize("class_name", ["builtins.eval", "os.system", "subprocess.Popen",
-                                        "sklearn.preprocessing.FunctionTransformer"])
-def test_class_outside_the_allow_list_is_refused(class_name, saved, tmp_path, monkeypatch):
+@pytest.mark.parametrize("class_name", [
+    "builtins.eval", "os.system", "subprocess.Popen",
+    "sklearn.preprocessing.FunctionTransformer",
+])
+def test_class_outside_the_allow_list_is_refused(
+    class_name, saved, tmp_path, monkeypatch
+):
     def swap(manifest):
         step(manifest, 1)["class"] = class_name
         step(manifest, 1)["params"] = {"args": "touch PWNED"}
 
     crafted = rewrite(saved, tmp_path / "evil.skacd", swap)
     with pytest.raises(DetectorFileError, match=(
-        rf"names the class '{class_name}', which is not on skacd's allow-list .* nothing "
-        "was instantiated"
+        rf"names the class '{class_name}', which is not on skacd's allow-list .* "
+        "nothing was instantiated"
     )):
         load(crafted)
 
 
 @pytest.mark.parametrize("edit, message", [
     (lambda m: step(m, 0)["params"].update(image_transform={"__transform__": {
-        "class": "os.system", "command": "touch PWNED"}}), "image transform that is not allowed"),
+        "class": "os.system", "command": "touch PWNED"}}),
+     "image transform that is not allowed"),
     (lambda m: step(m, 1)["params"].update(cv={"__reduce__": ["os.system", ["x"]]}),
      "unknown tag"),
-    (lambda m: step(m, 1)["fitted"].update(__class__="dict"), "cannot take the fitted attribute"),
-    (lambda m: step(m, 1)["fitted"].update(transform=1), "cannot take the fitted attribute"),
-    (lambda m: step(m, 1)["params"].update(evil=1), "unexpected keyword argument 'evil'"),
-    (lambda m: step(m, 1)["params"].update(cv="many"), "The 'cv' parameter of AttributionSpace"),
+    (lambda m: step(m, 1)["fitted"].update(__class__="dict"),
+     "cannot take the fitted attribute"),
+    (lambda m: step(m, 1)["fitted"].update(transform=1),
+     "cannot take the fitted attribute"),
+    (lambda m: step(m, 1)["params"].update(evil=1),
+     "unexpected keyword argument 'evil'"),
+    (lambda m: step(m, 1)["params"].update(cv="many"),
+     "The 'cv' parameter of AttributionSpace"),
     (lambda m: step(m, 1)["fitted"]["module_config_"].update(n_features=10**9),
      r"cannot rebuild AttributionSpace.module_"),
     (lambda m: step(m, 1)["fitted"]["module_config_"].update(activation="os.system"),
@@ -324,7 +356,8 @@ def test_class_outside_the_allow_list_is_refused(class_name, saved, tmp_path, mo
      "cannot rebuild AttributionClassifier.module_"),
     (lambda m: step(m, 2)["fitted"].update(classes_={"__tensor__": "nowhere"}),
      "the tensor 'nowhere' named in manifest.json is missing"),
-    (lambda m: m.update(format="something-else"), "does not say format='skacd-detector'"),
+    (lambda m: m.update(format="something-else"),
+     "does not say format='skacd-detector'"),
     (lambda m: m["estimator"].update(steps="rm -rf"), "a Pipeline without steps"),
 ])
 def test_crafted_manifests_are_refused(edit, message, saved, tmp_path, marker):

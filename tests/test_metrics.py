@@ -52,7 +52,8 @@ def _reference(y_true, y_score, threshold=0.5):
 def _assert_row(row, ref):
     assert list(row) == KEYS
     for key in KEYS:
-        assert row[key] == pytest.approx(ref[key], rel=1e-12, abs=1e-12, nan_ok=True), key
+        expected = pytest.approx(ref[key], rel=1e-12, abs=1e-12, nan_ok=True)
+        assert row[key] == expected, key
 
 
 def test_matches_sklearn_per_group_mean_and_pooled(data):
@@ -161,7 +162,8 @@ def test_to_dict_round_trips_through_json(data):
     assert json.loads(json.dumps(d)) == d
     assert json.loads(report.to_json(indent=2)) == d
     assert d["threshold"] == 0.4 and d["pos_label"] == 1
-    assert set(d) == {"groups", "mean", "pooled", "threshold", "pos_label", "calibration"}
+    assert set(d) == {"groups", "mean", "pooled", "threshold", "pos_label",
+                      "calibration"}
     assert d["calibration"] is None
     for row in [*d["groups"].values(), d["mean"], d["pooled"]]:
         assert type(row["ap"]) is float and type(row["n"]) is int
@@ -259,7 +261,9 @@ def test_too_few_calibration_scores_warn_and_call_everything_real():
 
 
 def test_operating_points_undefined_for_one_class_groups():
-    report = detection_report([1, 1, 0, 1], [0.9, 0.4, 0.1, 0.8], ["sd", "sd", "r", "r"])
+    report = detection_report(
+        [1, 1, 0, 1], [0.9, 0.4, 0.1, 0.8], ["sd", "sd", "r", "r"]
+    )
     for key in ("acc_oracle", "tpr_at_fpr_1", "tpr_at_fpr_5"):
         assert math.isnan(report.groups["sd"][key])
     assert report.groups["r"]["acc_oracle"] == 1.0

@@ -35,7 +35,9 @@ PRECISIONS = [
 
 @pytest.fixture
 def lite0():
-    return TimmFeaturizer("efficientnet_lite0", device="cpu", num_workers=0, batch_size=4)
+    return TimmFeaturizer(
+        "efficientnet_lite0", device="cpu", num_workers=0, batch_size=4
+    )
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
@@ -73,16 +75,21 @@ def test_onnx_float32_gives_the_float32_features(tiny_clip, lite0, image_folder)
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
-def test_float32_does_not_depend_on_batch_size(tiny_clip, lite0, image_folder, batch_size):
+def test_float32_does_not_depend_on_batch_size(
+    tiny_clip, lite0, image_folder, batch_size
+):
     _, paths, _, _ = image_folder
     for featurizer in (tiny_clip, lite0):
         reference = clone(featurizer).set_params(batch_size=5).fit_transform(paths[:7])
-        other = clone(featurizer).set_params(batch_size=batch_size).fit_transform(paths[:7])
+        batched = clone(featurizer).set_params(batch_size=batch_size)
+        other = batched.fit_transform(paths[:7])
         assert_allclose(other, reference, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("num_workers", [1, 2, "auto"])
-def test_float32_does_not_depend_on_worker_count(tiny_clip, lite0, image_folder, num_workers):
+def test_float32_does_not_depend_on_worker_count(
+    tiny_clip, lite0, image_folder, num_workers
+):
     _, paths, _, _ = image_folder
     for featurizer in (tiny_clip, lite0):
         reference = clone(featurizer).set_params(batch_size=3).fit_transform(paths[:8])
@@ -115,7 +122,9 @@ def test_pixel_stage_refuses_an_unusual_preprocess():
     from torchvision import transforms
 
     assert _loading.PixelStage.from_preprocess(lambda image: image) is None
-    custom = transforms.Compose([transforms.ToTensor(), transforms.Lambda(lambda x: x * 2)])
+    custom = transforms.Compose(
+        [transforms.ToTensor(), transforms.Lambda(lambda x: x * 2)]
+    )
     assert _loading.PixelStage.from_preprocess(custom) is None
     usual = transforms.Compose(
         [

@@ -58,7 +58,10 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
     _parameter_constraints = {
         "device": [DeviceName(), torch.device],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "num_workers": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "num_workers": [
+            Interval(Integral, 0, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "precision": [StrOptions(PRECISIONS)],
         "normalize": ["boolean"],
         "image_transform": [callable, None],
@@ -270,7 +273,9 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
             f"This {type(self).__name__}",
         )
         if out is None:
-            features = np.full((len(items), encoder.embed_dim), np.nan, dtype=np.float32)
+            features = np.full(
+                (len(items), encoder.embed_dim), np.nan, dtype=np.float32
+            )
         else:
             if tuple(getattr(out, "shape", ())) != (len(items), encoder.embed_dim):
                 raise ValueError(

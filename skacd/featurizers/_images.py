@@ -27,8 +27,9 @@ __all__ = [
 #: Images more elongated than this (width:height or height:width) are
 #: centre-cropped to it before the model's preprocessing. Encoders resize the
 #: shorter side and centre-crop a square, so the crop keeps the centre the model
-#: sees (the features change only by resampling rounding); without it a 1x20000 PNG (60 KB) is resized to 224x4480000 pixels
-#: (5 GB, 13 s) by CLIP's preprocessing.
+#: sees (the features change only by resampling rounding); without it a 1x20000
+#: PNG (60 KB) is resized to 224x4480000 pixels (5 GB, 13 s) by CLIP's
+#: preprocessing.
 MAX_ASPECT_RATIO = 16
 
 #: The largest image file skacd reads, in bytes (256 MiB). Larger files,

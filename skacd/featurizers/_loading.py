@@ -90,8 +90,9 @@ class PixelStage:
         if not isinstance(preprocess, Compose) or not steps or len(steps) < 2:
             return None
         to_tensor, normalize = steps[-2], steps[-1]
-        if type(to_tensor).__name__ not in ("ToTensor", "MaybeToTensor") or not (
-            type(normalize) is Normalize
+        if (
+            type(to_tensor).__name__ not in ("ToTensor", "MaybeToTensor")
+            or type(normalize) is not Normalize
         ):
             return None
         stage = cls(Compose(list(steps[:-2])), normalize.mean, normalize.std)

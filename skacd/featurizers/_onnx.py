@@ -64,7 +64,9 @@ class OnnxModule(torch.nn.Module):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = num_threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = (
+            onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        )
         # Idle ONNX Runtime threads would otherwise spin after each batch,
         # taking the cores that decode the next batch (skacd alternates the
         # two on small CPUs).

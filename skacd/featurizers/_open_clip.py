@@ -202,7 +202,8 @@ class CLIPFeaturizer(BaseFeaturizer):
     --------
     >>> import numpy as np
     >>> from skacd import CLIPFeaturizer
-    >>> images = np.random.RandomState(0).randint(0, 256, (3, 40, 40, 3), dtype=np.uint8)
+    >>> rng = np.random.RandomState(0)
+    >>> images = rng.randint(0, 256, (3, 40, 40, 3), dtype=np.uint8)
     >>> featurizer = CLIPFeaturizer("skacd-tiny-ViT", pretrained=None, device="cpu")
     >>> featurizer.fit_transform(images).shape
     (3, 32)
@@ -362,7 +363,11 @@ class CLIPFeaturizer(BaseFeaturizer):
         hub = cfg.get("hf_hub", "")
         how_to_fix = (
             "Download the checkpoint on a machine with network access "
-            + (f"(Hugging Face repo {hub.rstrip('/')!r}) " if hub else f"({cfg.get('url')}) ")
+            + (
+                f"(Hugging Face repo {hub.rstrip('/')!r}) "
+                if hub
+                else f"({cfg.get('url')}) "
+            )
             + "and pass its path with its tag: CLIPFeaturizer(model_name="
             f"{self.model_name!r}, pretrained='/path/to/open_clip_model.safetensors', "
             f"weights_tag={pretrained!r})."

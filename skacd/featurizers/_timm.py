@@ -3,7 +3,6 @@
 import importlib
 import os
 import re
-
 from numbers import Real
 
 import torch
@@ -106,7 +105,9 @@ def load_efficientnet_lite_state_dict(path, model):
     """
     source = torch.load(path, map_location="cpu", weights_only=True)
     block_names = [
-        f"blocks.{s}.{b}" for s, stage in enumerate(model.blocks) for b in range(len(stage))
+        f"blocks.{s}.{b}"
+        for s, stage in enumerate(model.blocks)
+        for b in range(len(stage))
     ]
     translated = {}
     for key, tensor in source.items():
@@ -241,7 +242,8 @@ class TimmFeaturizer(BaseFeaturizer):
     --------
     >>> import numpy as np
     >>> from skacd import TimmFeaturizer
-    >>> images = np.random.RandomState(0).randint(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    >>> rng = np.random.RandomState(0)
+    >>> images = rng.randint(0, 256, (2, 64, 64, 3), dtype=np.uint8)
     >>> featurizer = TimmFeaturizer("efficientnet_lite0", device="cpu")
     >>> featurizer.fit_transform(images).shape
     (2, 1280)
@@ -404,7 +406,9 @@ class TimmFeaturizer(BaseFeaturizer):
             with seeded(RANDOM_INIT_SEED, torch.device("cpu")):
                 model = timm.create_model(architecture, pretrained=False)
             path = efficientnet_lite_weights_path(self.model_name)
-            model.load_state_dict(load_efficientnet_lite_state_dict(path, model), strict=True)
+            model.load_state_dict(
+                load_efficientnet_lite_state_dict(path, model), strict=True
+            )
             weights = f"{lite['package']}:{os.path.basename(path)}"
         elif self.pretrained:
             check_hub_reachable(

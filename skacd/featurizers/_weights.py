@@ -32,7 +32,7 @@ def _offline_env():
 
 
 def check_hub_reachable(url, what, how_to_fix):
-    """Raise :class:`WeightsUnavailableError` within seconds when ``url`` is unreachable.
+    """Raise :class:`WeightsUnavailableError` within seconds if ``url`` is unreachable.
 
     The hub clients retry for close to a minute before giving up; a single TCP
     connection attempt with a short timeout answers the same question.
@@ -49,7 +49,8 @@ def check_hub_reachable(url, what, how_to_fix):
         except OSError as exc:
             reason = f"{host} cannot be reached ({exc.__class__.__name__}: {exc})"
     raise WeightsUnavailableError(
-        f"Cannot load the weights for {what}: they are not on this machine and {reason}. "
+        f"Cannot load the weights for {what}: they are not on this machine and "
+        f"{reason}. "
         f"{how_to_fix}"
     )
 
