@@ -63,6 +63,7 @@ def test_help_imports_no_heavy_module(argv):
     ["fit", "--data", "x", "-o", "y.skacd", "--encoder", "clip:skacd-tiny-ViT:none",
      "--latent-dim", "0"],
     ["fit", "--data", "x", "-o", "y.skacd", "--encoder", "clip:"],
+    ["evaluate", "--train", "a", "--test", "b", "--encoder", "bogus:x"],
     # usage errors found by the subcommand itself, before any heavy import
     ["fit", "--one-class", "--augment", "--data", "x", "-o", "y.skacd"],
     ["fit", "--data", "x", "-o", "y.skacd", "--detector", "fused", "--solver", "adam"],

@@ -10,7 +10,13 @@ import sys
 
 from ..evaluation._featurization import default_cache_dir
 from ..evaluation._methods import METHODS
-from ._arguments import _non_negative_int, _positive_int, _workers
+from ._arguments import (
+    ENCODER_HELP,
+    _encoder_arg,
+    _non_negative_int,
+    _positive_int,
+    _workers,
+)
 from ._common import EXIT_FAILURE, EXIT_OK
 
 HELP = "cross-generator benchmark on labelled folders"
@@ -54,9 +60,8 @@ def add_arguments(parser, *, defaults=None):
         help="test folder(s); every group of every root is reported",
     )
     parser.add_argument(
-        "--encoder", default="efficientnet_lite2",
-        help="efficientnet_lite2 (default, offline ImageNet weights), "
-        "efficientnet_lite0, timm:<arch>, clip:<model>[:<pretrained>|none]",
+        "--encoder", default="efficientnet_lite2", type=_encoder_arg,
+        metavar="SPEC", help=ENCODER_HELP,
     )
     parser.add_argument(
         "--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="SEED",
