@@ -268,18 +268,17 @@ def predict_batches(forward, X, *, device, batch_size, finish=None):
     out : ndarray
         The concatenated outputs: float32, or what ``finish`` returns.
     """
-    X = np.asarray(X, dtype=np.float32)
+    X = np.asarray(X)
     n_samples = X.shape[0]
     outputs = []
     with torch.inference_mode():
         for start in range(0, n_samples, batch_size):
             rows = X[start : start + batch_size]
-            if rows.shape[0] == batch_size:
-                # torch.tensor copies: inputs may be read-only (pandas, memmaps).
-                xb = torch.tensor(rows, device=device)
-            else:
-                xb = torch.zeros((batch_size, *X.shape[1:]), device=device)
-                xb[: rows.shape[0]] = torch.tensor(rows, device=device)
+            # A fresh float32 chunk of the one shape (whatever torch's default
+            # dtype); the copy also frees read-only inputs (pandas, memmaps).
+            chunk = np.zeros((batch_size, *X.shape[1:]), dtype=np.float32)
+            chunk[: rows.shape[0]] = rows
+            xb = torch.from_numpy(chunk).to(device)
             out = forward(xb).float().cpu().numpy()
             if finish is not None:
                 out = finish(out)

@@ -90,3 +90,18 @@ def test_rows_across_inference_chunks(fitted, data, name):
         for i in [0, 1023, 1024, 2047, 2048, 2499]:
             alone = getattr(estimator, method)(X_big[i : i + 1])
             assert np.array_equal(alone[0], full[i]), (method, i)
+
+
+@pytest.mark.parametrize("name", ["space", "classifier"])
+def test_padded_chunk_is_float32_whatever_torch_default_dtype(fitted, data, name):
+    X, _ = data
+    estimator = fitted[name]
+    method = _methods(estimator)[1]
+    expected = getattr(estimator, method)(X[:5])  # one padded chunk
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        got = getattr(estimator, method)(X[:5])
+    finally:
+        torch.set_default_dtype(before)
+    assert np.array_equal(got, expected)
