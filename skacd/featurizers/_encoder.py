@@ -53,9 +53,12 @@ _ENCODER_CACHE = OrderedDict()
 #: ``verbose >= 1`` a featurizer says when it reloads a dropped encoder.
 ENCODER_CACHE_BYTES = 4 * 2**30
 _EVICTED = set()  # keys of encoders dropped from the cache, to report reloads
-# Held while an encoder is looked up or loaded; reentrant, as a backend may
-# build an encoder from another one.
-_LOCK = threading.RLock()
+# Guards the cache itself; never held while an encoder loads.
+_LOCK = threading.Lock()
+# One lock per key being loaded: the threads that want that encoder wait for
+# its one load, a thread that wants another goes on. Reentrant, as a backend
+# may build an encoder from another one.
+_KEY_LOCKS = {}
 _LOADS = threading.local()  # encoders this thread loaded (skacd.distributed counts)
 
 
@@ -126,7 +129,8 @@ def cached_encoder(key, build, name="featurizer", verbose=0):
     key : tuple
         ``(featurizer class, weights key, device, precision, readout)``.
     build : callable
-        Returns the finished :class:`Encoder`; called under the cache's lock.
+        Returns the finished :class:`Encoder`; called once per key however
+        many threads ask at the same time (the others wait for it).
     name : str, default="featurizer"
         Who asks, for the message about a reload.
     verbose : int, default=0
@@ -136,30 +140,53 @@ def cached_encoder(key, build, name="featurizer", verbose=0):
     -------
     encoder : Encoder
     """
+    encoder = _cached(key)
+    if encoder is not None:
+        return encoder
+    with _LOCK:
+        key_lock = _KEY_LOCKS.setdefault(key, threading.RLock())
+    with key_lock:
+        encoder = _cached(key)  # another thread may have loaded it meanwhile
+        if encoder is not None:
+            return encoder
+        if key in _EVICTED and verbose:
+            print(
+                f"[{name}] reloading the encoder {key[1]!r} ({key[3]}, {key[2]}): "
+                "it was dropped from the encoder cache "
+                f"(skacd.featurizers.ENCODER_CACHE_BYTES={_encoder_cache_budget()}"
+                "); raise it to keep more encoders loaded.",
+                file=sys.stderr,
+            )
+        encoder = build()
+        encoder.nbytes = encoder_nbytes(encoder)
+        with _LOCK:
+            _ENCODER_CACHE[key] = encoder
+            _evict_beyond_budget()
+            _KEY_LOCKS.pop(key, None)
+        _LOADS.count = loads_in_this_thread() + 1
+        return encoder
+
+
+def _cached(key):
+    """The cached encoder of ``key`` (now the most recently used), or None."""
     with _LOCK:
         encoder = _ENCODER_CACHE.get(key)
-        if encoder is None:
-            if key in _EVICTED and verbose:
-                print(
-                    f"[{name}] reloading the encoder {key[1]!r} ({key[3]}, {key[2]}): "
-                    "it was dropped from the encoder cache "
-                    f"(skacd.featurizers.ENCODER_CACHE_BYTES={_encoder_cache_budget()}"
-                    "); raise it to keep more encoders loaded.",
-                    file=sys.stderr,
-                )
-            encoder = build()
-            encoder.nbytes = encoder_nbytes(encoder)
-            _ENCODER_CACHE[key] = encoder
-            _LOADS.count = loads_in_this_thread() + 1
-        else:
+        if encoder is not None:
             _ENCODER_CACHE.move_to_end(key)
-        budget = _encoder_cache_budget()
-        while len(_ENCODER_CACHE) > 1 and sum(
-            e.nbytes for e in _ENCODER_CACHE.values()
-        ) > budget:
-            evicted, _ = _ENCODER_CACHE.popitem(last=False)  # least recently used
-            _EVICTED.add(evicted)
+            _evict_beyond_budget()  # the budget may have been lowered since
         return encoder
+
+
+def _evict_beyond_budget():
+    """Drop least recently used encoders beyond the budget (never the last one).
+
+    Called with ``_LOCK`` held."""
+    budget = _encoder_cache_budget()
+    while len(_ENCODER_CACHE) > 1 and sum(
+        e.nbytes for e in _ENCODER_CACHE.values()
+    ) > budget:
+        evicted, _ = _ENCODER_CACHE.popitem(last=False)  # least recently used
+        _EVICTED.add(evicted)
 
 
 # -- precisions ------------------------------------------------------------------
