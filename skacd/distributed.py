@@ -16,6 +16,7 @@ Model selection needs nothing from this module: scikit-learn's
 """
 
 import os
+import threading
 import uuid
 import warnings
 from numbers import Integral
@@ -40,6 +41,7 @@ _INSTALL_HINT = (
 # Worker-side counters, which the tests read with ``client.run``. Concurrent
 # threads of a worker load an encoder once: the encoder cache is thread-safe.
 _WORKER_STATS = {"encoder_loads": 0, "chunks": 0}
+_WORKER_STATS_LOCK = threading.Lock()  # a worker runs chunks in threads
 
 
 def _import_distributed():
@@ -101,8 +103,10 @@ def _featurize_chunk(featurizer, items):
     try:
         result = featurizer.featurize(items)
     finally:
-        _WORKER_STATS["encoder_loads"] += loads_in_this_thread() - loads
-    _WORKER_STATS["chunks"] += 1
+        with _WORKER_STATS_LOCK:
+            _WORKER_STATS["encoder_loads"] += loads_in_this_thread() - loads
+    with _WORKER_STATS_LOCK:
+        _WORKER_STATS["chunks"] += 1
     return {
         "features": result.features,
         "errors": result.errors,
