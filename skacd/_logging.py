@@ -35,9 +35,11 @@ class _PackageFilter(logging.Filter):
 def quiet_library_logs(package, level=logging.ERROR, active=True):
     """Drop the log records below ``level`` that ``package`` emits in a block.
 
-    The filter sits on the root logger (through which these libraries log)
-    and on the package's own logger; only records whose source file lies in
-    the package's directory are dropped.
+    The filter sits on the root logger (through which these libraries log),
+    on the package's own logger, and on the root logger's handlers (and
+    logging's last-resort handler), which also see the records of the
+    package's child loggers; only records whose source file lies in the
+    package's directory are dropped.
 
     Parameters
     ----------
@@ -61,11 +63,16 @@ def quiet_library_logs(package, level=logging.ERROR, active=True):
     module = importlib.import_module(package)
     directory = os.path.dirname(os.path.abspath(module.__file__))
     flt = _PackageFilter(directory, level)
-    loggers = [logging.getLogger(), logging.getLogger(package)]
-    for logger in loggers:
-        logger.addFilter(flt)
+    root = logging.getLogger()
+    # A logger's filters see only the records logged to it; the handlers' see
+    # those of its child loggers too (``open_clip.factory`` and the like).
+    filtered = [root, logging.getLogger(package), *root.handlers]
+    if logging.lastResort is not None:
+        filtered.append(logging.lastResort)
+    for target in filtered:
+        target.addFilter(flt)
     try:
         yield
     finally:
-        for logger in loggers:
-            logger.removeFilter(flt)
+        for target in filtered:
+            target.removeFilter(flt)

@@ -89,3 +89,25 @@ def test_onnx_int8_quantisation_advice_is_quiet(tiny_clip, caplog, monkeypatch):
         logging.warning("the user's own warning")
     assert _from_package(caplog.records, "onnxruntime") == []
     assert [r.getMessage() for r in caplog.records] == ["the user's own warning"]
+
+
+def test_records_of_a_library_child_logger_are_dropped_too(tmp_path, monkeypatch,
+                                                            caplog):
+    package = tmp_path / "noisy_library"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "import logging\n\n\ndef speak():\n"
+        "    logging.getLogger('noisy_library.sub').info('library noise')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import noisy_library
+
+    with caplog.at_level(logging.INFO):
+        with quiet_library_logs("noisy_library"):
+            noisy_library.speak()
+            logging.getLogger("user.sub").info("the user's own info")
+        inside = [r.getMessage() for r in caplog.records]
+        caplog.clear()
+        noisy_library.speak()
+    assert inside == ["the user's own info"]
+    assert [r.getMessage() for r in caplog.records] == ["library noise"]
