@@ -616,3 +616,30 @@ def test_help_states_the_exit_code_policy(capsys):
     assert ("Exit codes, the same for every subcommand: 0 success; "
             "1 runtime failure") in out
     assert "2 usage error" in out and "130 interrupted" in out
+
+
+@pytest.mark.parametrize("raised, status", [
+    (RuntimeError("CUDA out of memory"), 1),
+    (PermissionError("output folder is read-only"), 1),
+    (KeyboardInterrupt(), 130),
+])
+def test_python_m_skacd_evaluation_follows_the_one_exit_code_policy(
+    monkeypatch, capsys, raised, status
+):
+    # python -m skacd.evaluation and benchmarks/cross_generator.py enter
+    # through run_evaluate, not skacd.cli.main: the same codes and messages.
+    import argparse
+
+    from skacd.cli import _evaluate
+    from skacd.evaluation import add_evaluate_arguments, run_evaluate
+
+    def run(args):
+        raise raised
+
+    monkeypatch.setattr(_evaluate, "run", run)
+    parser = argparse.ArgumentParser()
+    add_evaluate_arguments(parser)
+    assert run_evaluate(parser.parse_args(["--train", "a", "--test", "b"])) == status
+    err = capsys.readouterr().err
+    assert err.startswith("skacd evaluate: ")
+    assert "Traceback" not in err

@@ -17,7 +17,7 @@ from ._arguments import (
     _positive_int,
     _workers,
 )
-from ._common import EXIT_FAILURE, EXIT_OK
+from ._common import EXIT_OK
 
 HELP = "cross-generator benchmark on labelled folders"
 DESCRIPTION = (
@@ -223,8 +223,9 @@ def run_evaluate(args):
     -------
     exit_code : int
         0 on success, 1 for a runtime failure (a missing folder, bad data,
-        unavailable weights), 2 for a usage error; the message goes to
-        stderr. The same policy as every ``skacd`` subcommand.
+        unavailable weights), 2 for a usage error, 130 when interrupted; the
+        message goes to stderr. The policy of every ``skacd`` subcommand
+        (:func:`skacd.cli._main.run_command`).
 
     Examples
     --------
@@ -236,13 +237,9 @@ def run_evaluate(args):
     >>> run_evaluate(args)  # the error goes to stderr
     1
     """
-    from ..exceptions import WeightsUnavailableError
+    from ._main import run_command  # _main imports this module
 
-    try:
-        return run(args)
-    except (FileNotFoundError, ValueError, ImportError, WeightsUnavailableError) as exc:
-        print(f"skacd evaluate: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    return run_command(run, args, "evaluate")
 
 
 def main(argv=None):

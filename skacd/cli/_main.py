@@ -126,34 +126,58 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    return run_command(args.func, args, args.command, parser)
+
+
+def run_command(run, args, command, parser=None):
+    """Run ``run(args)`` under the one exit-code policy; return the exit status.
+
+    Parameters
+    ----------
+    run : callable
+        A subcommand's ``run``.
+    args : argparse.Namespace
+        Its parsed arguments.
+    command : str
+        The subcommand's name, for the messages.
+    parser : argparse.ArgumentParser or None, default=None
+        Prints its usage line before a usage error's message.
+
+    Returns
+    -------
+    status : int
+        ``run``'s status, or the code of what it raised (see
+        :data:`EXIT_CODES`); the message goes to stderr.
+    """
     from ..exceptions import ImageLoadError
 
     try:
         with _short_warnings():
-            return args.func(args)
+            return run(args)
     except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        _err(f"{PROG} {args.command}: error: {exc}")
+        if parser is not None:
+            parser.print_usage(sys.stderr)
+        _err(f"{PROG} {command}: error: {exc}")
         return EXIT_USAGE
     except KeyboardInterrupt:
         hint = ""
         if getattr(args, "cache", None):
             hint = (f" Rerun with --cache {args.cache} to resume from the images "
                     "already featurized.")
-        elif args.command in ("fit", "predict"):
+        elif command in ("fit", "predict"):
             hint = " Pass --cache DIR to make a rerun resume where it stopped."
-        _err(f"{PROG} {args.command}: interrupted; no output was written.{hint}")
+        _err(f"{PROG} {command}: interrupted; no output was written.{hint}")
         return EXIT_INTERRUPTED
     except ImageLoadError as exc:
-        _err(f"{PROG} {args.command}: error: {exc}")
+        _err(f"{PROG} {command}: error: {exc}")
         _err("(use --skip-errors to skip images that cannot be loaded and list them "
              "in the output)")
         return EXIT_FAILURE
     except (OSError, ValueError, ImportError, RuntimeError) as exc:
-        _err(f"{PROG} {args.command}: error: {exc}")
+        _err(f"{PROG} {command}: error: {exc}")
         return EXIT_FAILURE
     except Exception:  # a bug: show where
         traceback.print_exc()
-        _err(f"{PROG} {args.command}: internal error (traceback above); "
+        _err(f"{PROG} {command}: internal error (traceback above); "
              "please report it.")
         return EXIT_FAILURE
