@@ -401,3 +401,17 @@ def test_early_methods_read_the_fused_detectors_early_blocks():
     from skacd.fusion import DEFAULT_BRANCHES
 
     assert _methods._EARLY_BLOCKS == tuple(DEFAULT_BRANCHES["early"])
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"jpeg_qualities": [150]}, "quality must be an int in"),
+    ({"blur_sigmas": [-1.0]}, "sigma must be a non-negative"),
+    ({"resize_factors": [0.0]}, "factor must be a positive"),
+    ({"calibration_fraction": 1.0}, "calibration_fraction must be in"),
+])
+def test_bad_sweep_values_fail_before_any_image_is_read(tmp_path, bad, message):
+    # The folders do not even exist: the values are checked first.
+    with pytest.raises(ValueError, match=message):
+        cross_generator_benchmark(
+            tmp_path / "no-train", tmp_path / "no-test", cache=None, verbose=0, **bad
+        )

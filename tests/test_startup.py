@@ -64,6 +64,11 @@ def test_help_imports_no_heavy_module(argv):
      "--latent-dim", "0"],
     ["fit", "--data", "x", "-o", "y.skacd", "--encoder", "clip:"],
     ["evaluate", "--train", "a", "--test", "b", "--encoder", "bogus:x"],
+    ["evaluate", "--train", "a", "--test", "b", "--jpeg-quality", "150"],
+    ["evaluate", "--train", "a", "--test", "b", "--calibration-fraction", "1"],
+    ["evaluate", "--train", "a", "--test", "b", "--blur-sigma", "-1"],
+    ["evaluate", "--train", "a", "--test", "b", "--resize-factor", "0"],
+    ["evaluate", "--train", "a", "--test", "b", "--seeds", "-1"],
     # usage errors found by the subcommand itself, before any heavy import
     ["fit", "--one-class", "--augment", "--data", "x", "-o", "y.skacd"],
     ["fit", "--data", "x", "-o", "y.skacd", "--detector", "fused", "--solver", "adam"],

@@ -13,8 +13,12 @@ from ..evaluation._methods import METHODS
 from ._arguments import (
     ENCODER_HELP,
     _encoder_arg,
+    _jpeg_quality,
+    _non_negative_float,
     _non_negative_int,
+    _positive_float,
     _positive_int,
+    _share,
     _workers,
 )
 from ._common import EXIT_OK
@@ -64,7 +68,8 @@ def add_arguments(parser, *, defaults=None):
         metavar="SPEC", help=ENCODER_HELP,
     )
     parser.add_argument(
-        "--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="SEED",
+        "--seeds", nargs="+", type=_non_negative_int, default=[0, 1, 2],
+        metavar="SEED",
         help="random_state of every fit (default: 0 1 2)",
     )
     parser.add_argument(
@@ -83,15 +88,16 @@ def add_arguments(parser, *, defaults=None):
         "--no-cache", action="store_true", help="featurize without the cache"
     )
     parser.add_argument(
-        "--jpeg-quality", nargs="+", type=int, default=[], metavar="Q",
+        "--jpeg-quality", nargs="+", type=_jpeg_quality, default=[], metavar="Q",
         help="JPEG-quality sweep on the test images, e.g. 100 90 75 50",
     )
     parser.add_argument(
-        "--blur-sigma", nargs="+", type=float, default=[], metavar="SIGMA",
+        "--blur-sigma", nargs="+", type=_non_negative_float, default=[],
+        metavar="SIGMA",
         help="Gaussian-blur sweep on the test images, e.g. 0 1 2 3",
     )
     parser.add_argument(
-        "--resize-factor", nargs="+", type=float, default=[], metavar="F",
+        "--resize-factor", nargs="+", type=_positive_float, default=[], metavar="F",
         help="bicubic-resize sweep on the test images (side scale), e.g. 1 0.75 0.5",
     )
     parser.add_argument(
@@ -148,7 +154,7 @@ def add_arguments(parser, *, defaults=None):
         help="output file stem (default: cross_generator-<UTC timestamp>)",
     )
     parser.add_argument(
-        "--calibration-fraction", type=float, default=0.0, metavar="F",
+        "--calibration-fraction", type=_share, default=0.0, metavar="F",
         help="hold this share of the real training images out of every fit and "
         "report ACC at the threshold calibrated on them (target FPR 5%%); "
         "default 0: no calibrated ACC",

@@ -15,6 +15,7 @@ from ._featurization import (
     _featurize_sets,
     _open_cache,
     _sweep_values,
+    _transform_for,
 )
 from ._methods import (
     _METHOD_NOTES,
@@ -287,6 +288,13 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
     train_sizes = [int(n) for n in train_sizes]
     if any(n < 1 for n in train_sizes):
         raise ValueError(f"train_sizes must be positive ints; got {train_sizes}.")
+    if not 0 <= calibration_fraction < 1:
+        raise ValueError(
+            f"calibration_fraction must be in [0, 1); got {calibration_fraction!r}."
+        )
+    sweeps = _sweep_values(jpeg_qualities, blur_sigmas, resize_factors)
+    for param, value in sweeps:  # a bad value fails now, not after featurizing
+        _transform_for(param, value)
     data = _load_data(train, test)
 
     cache_obj = _open_cache(cache)
@@ -297,7 +305,6 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
     encoder_spec = to_spec(featurizer)
     log(f"skacd evaluate: encoder {encoder_spec}, cache "
         f"{cache_obj.directory if cache_obj is not None else 'disabled'}")
-    sweeps = _sweep_values(jpeg_qualities, blur_sigmas, resize_factors)
     features = _featurize_sets(
         featurizer, cache_obj, data.train_paths, data.test_paths, methods, sweeps,
         cost_images, log,
@@ -305,10 +312,6 @@ def _benchmark(train, test, *, encoder, seeds, methods, cache, jpeg_qualities,
 
     log("fitting:")
     encoder_name = features.identity.get("model_name", encoder_spec)
-    if not 0 <= calibration_fraction < 1:
-        raise ValueError(
-            f"calibration_fraction must be in [0, 1); got {calibration_fraction!r}."
-        )
     fit = {"device": device, "max_epochs": max_epochs, "log": log,
            "feature_names": features.feature_names, "solver": solver}
     runs, records, group_records, fit_totals = _fit_per_seed(
