@@ -415,3 +415,18 @@ def test_bad_sweep_values_fail_before_any_image_is_read(tmp_path, bad, message):
         cross_generator_benchmark(
             tmp_path / "no-train", tmp_path / "no-test", cache=None, verbose=0, **bad
         )
+
+
+def test_a_failing_write_leaves_the_previous_report_whole(runs, tmp_path, monkeypatch):
+    result = runs[0]
+    result.write(tmp_path, "bench")
+    before = (tmp_path / "bench.md").read_text()
+
+    def broken():
+        raise OSError("disk full")
+
+    monkeypatch.setattr(result, "to_markdown", broken)
+    with pytest.raises(OSError, match="disk full"):
+        result.write(tmp_path, "bench")
+    assert (tmp_path / "bench.md").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json", "bench.md"]

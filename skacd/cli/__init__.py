@@ -30,7 +30,14 @@ One module per subcommand (``_fit``, ``_predict``, ``_calibrate``,
 standard error and ``_common`` the exit codes and the detector file checks.
 """
 
+from ..exceptions import UsageError
 from ._evaluate import add_evaluate_arguments, run_evaluate
 from ._main import build_parser, main
 
-__all__ = ["main", "build_parser", "add_evaluate_arguments", "run_evaluate"]
+__all__ = [
+    "main",
+    "build_parser",
+    "add_evaluate_arguments",
+    "run_evaluate",
+    "UsageError",  # skacd.exceptions' own, importable here as before
+]

@@ -61,6 +61,9 @@ __all__ = [
     "default_cache_dir",
     "make_featurizer",
     "make_method",
+    # the command line's front end, importable from here as before
+    "add_evaluate_arguments",
+    "run_evaluate",
 ]
 
 # public name -> submodule that defines it

@@ -3,6 +3,7 @@
 import json
 import os
 
+from .._atomic import atomic_open
 from .._json import json_safe
 from ._methods import _AP_ONLY, METRICS
 from ._summary import _stats
@@ -329,10 +330,11 @@ class CrossGeneratorResult:
             stem = f"cross_generator-{stamp}"
         json_path = os.path.join(directory, stem + ".json")
         md_path = os.path.join(directory, stem + ".md")
-        with open(json_path, "w", encoding="utf-8") as fh:
+        # Atomic: an interrupted or failing run never leaves half a report.
+        with atomic_open(json_path, "w", encoding="utf-8") as fh:
             fh.write(self.to_json())
             fh.write("\n")
-        with open(md_path, "w", encoding="utf-8") as fh:
+        with atomic_open(md_path, "w", encoding="utf-8") as fh:
             fh.write(self.to_markdown())
         return {"json": json_path, "markdown": md_path}
 
