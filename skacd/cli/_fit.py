@@ -191,12 +191,8 @@ def run(args):
             f"{to_spec(featurizer)}"
         )
 
-    runtime = {"verbose": verbose, "cache": args.cache,
-               "on_error": "skip" if args.skip_errors else "raise"}
-    if args.batch_size is not None:
-        runtime["batch_size"] = args.batch_size
-    if args.num_workers is not None:
-        runtime["num_workers"] = args.num_workers
+    runtime = _runtime(args)
+    runtime.pop("device", None)
     result = clone(featurizer).set_params(**runtime).featurize(paths)
     featurizer.fit()
     skipped = sorted(result.errors)

@@ -155,7 +155,8 @@ def run(args):
         kept = _drop_non_finite(ok, proba, errors, items,
                                 "the detector gave a non-finite score",
                                 args.skip_errors)
-        proba = proba[[i in set(kept) for i in ok]]
+        kept_set = set(kept)
+        proba = proba[[i in kept_set for i in ok]]
         ok = kept
     scored = {}  # input position -> row of proba, p_real and labels
     if ok:
