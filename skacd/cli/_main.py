@@ -80,7 +80,7 @@ def build_parser():
         prog=PROG,
         description=(
             "Detect AI-generated images with single-class attribution modeling "
-            "(arXiv:2603.00717). Exit codes: 0 ok, 1 runtime failure, 2 usage error."
+            "(arXiv:2603.00717)."
         ),
         epilog="Exit codes, the same for every subcommand: "
         + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
