@@ -272,3 +272,13 @@ def test_an_import_error_in_the_evaluation_code_surfaces():
                          capture_output=True, text=True, timeout=120)
     assert run.returncode != 0
     assert "skacd.evaluation._methods" in run.stderr and "Error" in run.stderr
+
+
+def test_a_bad_encoder_spec_is_reported_whole():
+    import argparse
+
+    from skacd.cli._arguments import _encoder_arg
+
+    with pytest.raises(argparse.ArgumentTypeError) as caught:
+        _encoder_arg("a: b")
+    assert str(caught.value).startswith("expected 'efficientnet_lite2'")

@@ -26,7 +26,10 @@ def _encoder_arg(spec):
     try:
         parse_spec(spec)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
+        # argparse names the option and the value; keep only the reason (the
+        # spec itself may hold ": ").
+        message = str(exc).removeprefix(f"invalid encoder spec {spec!r}: ")
+        raise argparse.ArgumentTypeError(message) from None
     return spec
 
 
