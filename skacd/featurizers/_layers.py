@@ -217,6 +217,7 @@ class OpenCLIPReadout(_Readout):
         self.embedding = embedding
         self.statistics = statistics
         self.tokens = tokens
+        self.resnet = _is_modified_resnet(visual)
         # ModifiedResNet has no pruning: its later stages stay loaded (unrun).
         if indices and not embedding and hasattr(visual, "prune_intermediate_layers"):
             visual.prune_intermediate_layers(self.take, prune_head=True)
@@ -226,7 +227,7 @@ class OpenCLIPReadout(_Readout):
         """[(layer index or None for the embedding, [pooled (B, C) tensors])]."""
         if not self.take:
             return [(None, [self.visual(x).float()])]
-        if hasattr(self.visual, "layer4"):
+        if self.resnet:
             out = self._resnet_intermediates(x)
         else:
             kwargs = {}
@@ -274,11 +275,16 @@ class OpenCLIPReadout(_Readout):
         return out
 
 
+def _is_modified_resnet(visual):
+    """Whether an open_clip image tower is its ResNet (``ModifiedResNet``)."""
+    return hasattr(visual, "layer4") and hasattr(visual, "attnpool")
+
+
 def _clip_layer_count(visual):
     transformer = getattr(visual, "transformer", None)
     if transformer is not None and hasattr(transformer, "resblocks"):
         return len(transformer.resblocks)
-    if hasattr(visual, "layer4"):  # ModifiedResNet: stem + 4 stages
+    if _is_modified_resnet(visual):  # stem + 4 stages
         return 5
     raise ValueError(
         f"layers is not supported for the open_clip tower {type(visual).__name__}."
@@ -287,7 +293,7 @@ def _clip_layer_count(visual):
 
 def clip_tower_has_tokens(visual):
     """Whether an open_clip tower's intermediates are tokens (ViT) or maps."""
-    if hasattr(visual, "layer4"):  # ModifiedResNet takes the argument, gives maps
+    if _is_modified_resnet(visual):  # takes output_extra_tokens, gives maps
         return False
     return "output_extra_tokens" in inspect.signature(
         visual.forward_intermediates
