@@ -126,6 +126,18 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         names = module.column_names(input_size, self._layer_prefix)
         return module, names, len(names)
 
+    def _loaded_read_out(self, module):
+        """``(module, column names or None, width)`` for the loaded encoder.
+
+        The names come from :meth:`_output_columns` (computed once, on the
+        meta device), not from a pass of the loaded weights over a blank image.
+        """
+        readout = self._readout()
+        if readout is not None:
+            module = self._readout_module(module, readout).eval()
+        names, width = self._output_columns()
+        return module, names, width
+
     def _output_columns(self):
         """``(column names or None, width)`` of the output, without loading weights.
 

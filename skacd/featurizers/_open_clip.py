@@ -466,7 +466,7 @@ class CLIPFeaturizer(BaseFeaturizer):
         module = model.visual.eval()
         del model  # the text tower is never used
         size = _tower_size(module)
-        module, feature_names, embed_dim = self._read_out(module, (3, *size))
+        module, feature_names, embed_dim = self._loaded_read_out(module)
         module = apply_precision(module, precision, (3, *size), device)
         return Encoder(
             module=module,

@@ -435,9 +435,7 @@ class TimmFeaturizer(BaseFeaturizer):
                 f"expected {expected}."
             )
         preprocess = timm.data.create_transform(**config)
-        model, feature_names, embed_dim = self._read_out(
-            model, tuple(config["input_size"])
-        )
+        model, feature_names, embed_dim = self._loaded_read_out(model)
         model = apply_precision(model, precision, tuple(config["input_size"]), device)
         memory_format = torch.contiguous_format
         if not precision.startswith("onnx") and _is_convnet(model):
