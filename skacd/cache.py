@@ -452,12 +452,12 @@ class FeatureCache:
             stacklevel=5,
         )
 
-    def _warn(self, kind, line, message, stacklevel, once=True):
+    def _warn(self, kind, line, message, stacklevel):
         """Print ``line`` when verbose; give ``message`` as a CacheWarning, the
-        first time for its ``kind`` unless ``once`` is false."""
+        first time for its ``kind``."""
         if self.verbose:
             print(f"[FeatureCache] {line}")
-        if once and kind in self._warned:
+        if kind in self._warned:
             return
         self._warned.add(kind)
         warnings.warn(message, CacheWarning, stacklevel=stacklevel)
@@ -574,7 +574,7 @@ class FeatureCache:
                 f"FeatureCache cannot write to {self.directory} ({exc}). "
                 "Caching is off for the rest of this run; features are still "
                 "computed and returned.",
-                stacklevel=4, once=False,
+                stacklevel=4,  # once: writing is then off for good
             )
             return
         self.stats["writes"] += 1
